@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# What the test suite needs from the system: a running PostgreSQL on 127.0.0.1:5432 that
+# trusts the user `postgres` over TCP. Installs Debian's packages when they are missing.
+set -euo pipefail
+
+apt_updated=
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        apt-get update -qq
+        apt_updated=1
+    fi
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+pg_ready() {
+    command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432
+}
+
+if ! pg_ready; then
+    installed_here=
+    if ! command -v pg_ctlcluster >/dev/null; then
+        echo "installing PostgreSQL (Debian package postgresql)"
+        apt_install postgresql
+        installed_here=1
+    fi
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    if [ -n "$installed_here" ]; then
+        # A fresh cluster asks for passwords over TCP; the tests connect as postgres with trust.
+        hba=/etc/postgresql/$version/main/pg_hba.conf
+        sed -i '1i host all all 127.0.0.1/32 trust' "$hba"
+    fi
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 30); do
+        pg_ready && break
+        sleep 1
+    done
+    pg_ready || { echo "error: PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
+fi

@@ -1,0 +1,1 @@
+"""Querying runs, the best run, and differences between runs."""

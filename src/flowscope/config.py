@@ -1,0 +1,188 @@
+"""Settings: declared once, from keyword arguments, environment variables and flowscope.yaml.
+
+Precedence, highest first: explicit arguments, environment variables (``FLOWSCOPE_<NAME>``;
+``MLFLOW_TRACKING_URI`` and ``MLFLOW_REGISTRY_URI`` for the two URIs), the YAML file
+(``FLOWSCOPE_CONFIG`` or ``./flowscope.yaml``), then the defaults below. A bad value fails
+at start-up with a :class:`~flowscope.errors.ConfigError` that names the setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+from flowscope.errors import ConfigError
+
+CONFIG_FILE_NAME = "flowscope.yaml"
+DATABASE_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql")
+SERVER_SCHEMES = ("http", "https")
+
+
+def _aliases(name: str, *extra: str) -> AliasChoices:
+    return AliasChoices(name, f"FLOWSCOPE_{name.upper()}", *extra)
+
+
+class Settings(BaseSettings):
+    """Everything flowscope can be told; each field documents itself in the README."""
+
+    model_config = SettingsConfigDict(extra="forbid", validate_default=True)
+
+    tracking_uri: str = Field(
+        "sqlite:///mlflow.db",
+        validation_alias=_aliases("tracking_uri", "MLFLOW_TRACKING_URI"),
+        description="Where runs are stored: a database URI (sqlite, postgresql, mysql) "
+        "or the address of an `mlflow server`.",
+    )
+    registry_uri: str | None = Field(
+        None,
+        validation_alias=_aliases("registry_uri", "MLFLOW_REGISTRY_URI"),
+        description="Model registry URI; the tracking URI when unset.",
+    )
+    artifacts_dir: Path = Field(
+        Path("mlartifacts"),
+        validation_alias=_aliases("artifacts_dir"),
+        description="Where experiments created on a database store keep their artifacts "
+        "(what `mlflow server` uses by default).",
+    )
+    journal_dir: Path = Field(
+        Path(".flowscope/journal"),
+        validation_alias=_aliases("journal_dir"),
+        description="Folder of the on-disk journal of records not yet delivered.",
+    )
+    tracking: bool = Field(
+        True,
+        validation_alias=_aliases("tracking"),
+        description="Record runs at all; false makes every run a no-op (for debugging).",
+    )
+    autolog: bool = Field(
+        True,
+        validation_alias=_aliases("autolog"),
+        description="Log the environment at run start, and dataset profiles, evaluation "
+        "artifacts and models in `train`, without being asked.",
+    )
+    experiments: dict[str, str] = Field(
+        default_factory=dict,
+        validation_alias=_aliases("experiments"),
+        description="Experiment name per task, for tasks whose experiment is not named "
+        "after the task (JSON object in the environment).",
+    )
+    flush_timeout: float = Field(
+        30.0,
+        ge=0,
+        validation_alias=_aliases("flush_timeout"),
+        description="Seconds a finished run waits for its records to be delivered before "
+        "leaving them in the journal for `flowscope sync`.",
+    )
+    start_timeout: float = Field(
+        2.0,
+        ge=0,
+        validation_alias=_aliases("start_timeout"),
+        description="Seconds `start_run` waits for the run to be created before going on offline.",
+    )
+    request_timeout: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_aliases("request_timeout"),
+        description="Seconds one request to a tracking server may take before it is retried.",
+    )
+    max_backoff: float = Field(
+        5.0,
+        gt=0,
+        validation_alias=_aliases("max_backoff"),
+        description="Longest pause, in seconds, between two delivery attempts while the "
+        "store is unreachable.",
+    )
+    sync_on_start: bool = Field(
+        True,
+        validation_alias=_aliases("sync_on_start"),
+        description="When a run starts, deliver in the background what crashed processes "
+        "left in the journal.",
+    )
+
+    @field_validator("tracking_uri", "registry_uri")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        scheme = urlparse(value).scheme.split("+")[0]
+        if scheme in DATABASE_SCHEMES or scheme in SERVER_SCHEMES or scheme == "file":
+            return value
+        raise ValueError(
+            f"{value!r} is not a store flowscope knows; use sqlite:///FILE, "
+            "postgresql://..., or http(s)://HOST:PORT of an mlflow server"
+        )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        path = config_file_path()
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if path is not None:
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=path))
+        return tuple(sources)
+
+    @property
+    def is_database(self) -> bool:
+        """True when the tracking URI names a database that flowscope opens directly."""
+        return urlparse(self.tracking_uri).scheme.split("+")[0] in DATABASE_SCHEMES
+
+    def experiment_name(self, task: str, kind: str = "training") -> str:
+        """The experiment a run of ``task`` goes to: ``<task>``, ``<task>-inference``."""
+        name = self.experiments.get(task, task)
+        return f"{name}-inference" if kind == "inference" else name
+
+
+def config_file_path() -> Path | None:
+    """The YAML file to read: ``FLOWSCOPE_CONFIG`` if set, else ``./flowscope.yaml`` if present."""
+    explicit = os.environ.get("FLOWSCOPE_CONFIG")
+    if explicit:
+        path = Path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"FLOWSCOPE_CONFIG names {explicit!r}, which is not a file")
+        return path
+    default = Path(CONFIG_FILE_NAME)
+    return default if default.is_file() else None
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, turning a validation failure into one error naming the setting."""
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except Exception as exc:  # a YAML file that does not parse
+        raise ConfigError(f"cannot read the settings: {exc}") from None
+    settings.artifacts_dir = settings.artifacts_dir.expanduser().resolve()
+    settings.journal_dir = settings.journal_dir.expanduser().resolve()
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"]) or "settings"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"unknown setting {name!r}")
+        else:
+            field = name.split(".")[0]
+            problems.append(
+                f"invalid setting {name!r} (FLOWSCOPE_{field.upper()} or {field} in "
+                f"{CONFIG_FILE_NAME}): {error['msg']}"
+            )
+    return "; ".join(problems)

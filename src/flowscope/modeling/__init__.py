@@ -1,0 +1,1 @@
+"""Data loading and validation, the model catalog, and the training pipeline."""

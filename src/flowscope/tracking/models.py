@@ -1,0 +1,66 @@
+"""Saving models as MLflow models: scikit-learn pipelines in skops format, safely."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flowscope.errors import FlowscopeError
+
+
+def save_model(
+    model: Any,
+    path: Path,
+    *,
+    input_example: Any = None,
+    signature: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+) -> None:
+    """Save a fitted scikit-learn estimator (or pipeline) as an MLflow model at ``path``.
+
+    MLflow saves scikit-learn models with skops, which refuses to load types that are not
+    listed as trusted. The list written into the model is exactly the types this model
+    holds, each checked against the allow-list of what flowscope's catalog produces; a
+    model with any other type is refused rather than trusted blindly or pickled.
+    """
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    from flowscope.modeling.catalog import trusted_types_for
+
+    if not hasattr(model, "predict"):
+        raise FlowscopeError(f"cannot log a {type(model).__name__} as a model: it has no predict")
+    trusted = trusted_types_for(model)
+    if signature is None and input_example is not None:
+        signature = infer_signature(input_example, model.predict(input_example))
+    mlflow.sklearn.save_model(
+        model,
+        str(path),
+        serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+        skops_trusted_types=trusted,
+        signature=signature,
+        input_example=input_example,
+        metadata=dict(metadata) if metadata else None,
+    )
+
+
+def load_model(path: str | Path) -> Any:
+    """Load a model saved by :func:`save_model` without enabling MLflow's blanket
+    deserialisation switch: the trusted types are re-checked against the allow-list."""
+    import skops.io
+    import yaml
+
+    from flowscope.modeling.catalog import SKOPS_TRUSTED_TYPES
+
+    root = Path(path)
+    config = yaml.safe_load((root / "MLmodel").read_text())
+    flavor = config.get("flavors", {}).get("sklearn", {})
+    if flavor.get("serialization_format") != "skops":
+        raise FlowscopeError(f"{root} is not a skops-format scikit-learn model")
+    data = (root / flavor["pickled_model"]).read_bytes()
+    untrusted = skops.io.get_untrusted_types(data=data)
+    unknown = sorted(set(untrusted) - SKOPS_TRUSTED_TYPES)
+    if unknown:
+        raise FlowscopeError(f"refusing to load {root}: it holds untrusted types {unknown}")
+    return skops.io.loads(data, trusted=untrusted)

@@ -1,0 +1,224 @@
+"""Access to the MLflow store for the journal's writer: fast to fail, retried by us.
+
+MLflow's own REST client retries a failed request for minutes with growing pauses, which
+would keep delivery asleep long after a tracking server came back. The writer retries on its
+own schedule instead, so the store it talks to fails fast: one attempt, a bounded timeout.
+Everything else (artifacts, the model registry) goes through ``MlflowClient``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache, partial
+from pathlib import Path
+from typing import Any
+
+from mlflow.entities import DatasetInput, Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
+from mlflow.protos.databricks_pb2 import (
+    BAD_REQUEST,
+    INVALID_PARAMETER_VALUE,
+    INVALID_STATE,
+    RESOURCE_ALREADY_EXISTS,
+    RESOURCE_DOES_NOT_EXIST,
+    ErrorCode,
+)
+from mlflow.store.tracking.abstract_store import AbstractStore
+from mlflow.store.tracking.rest_store import RestStore
+from mlflow.tracking import MlflowClient
+
+from flowscope.config import Settings
+
+logger = logging.getLogger(__name__)
+
+# Errors that retrying cannot mend: the records that cause them are set aside.
+_PERMANENT = {
+    ErrorCode.Name(code)
+    for code in (
+        BAD_REQUEST,
+        INVALID_PARAMETER_VALUE,
+        INVALID_STATE,
+        RESOURCE_ALREADY_EXISTS,
+        RESOURCE_DOES_NOT_EXIST,
+    )
+}
+
+LOCAL_ID_TAG = "flowscope.local_id"
+KIND_TAG = "flowscope.kind"
+PARENT_TAG = "mlflow.parentRunId"
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True when the store refused the request itself, not when it could not be reached."""
+    return isinstance(exc, MlflowException) and exc.error_code in _PERMANENT
+
+
+class _FastFailRestStore(RestStore):
+    """MLflow's REST store with one attempt per call and a bounded timeout."""
+
+    def __init__(self, uri: str, timeout: float) -> None:
+        from mlflow.utils.credentials import get_default_host_creds
+
+        super().__init__(partial(get_default_host_creds, uri))
+        self._timeout = timeout
+
+    def _call_endpoint(
+        self,
+        api: Any,
+        json_body: str | None = None,
+        endpoint: str | None = None,
+        retry_timeout_seconds: float | None = None,
+        response_proto: Any = None,
+    ) -> Any:
+        from mlflow.utils.proto_json_utils import parse_dict
+        from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+        method_to_info = self._V3_METHOD_TO_INFO if api in self._V3_APIS else self._METHOD_TO_INFO
+        default_endpoint, method = method_to_info[api]
+        body = json.loads(json_body) if json_body is not None else None
+        payload = {"params": body} if method == "GET" else {"json": body}
+        response = http_request(
+            host_creds=self.get_host_creds(),
+            endpoint=endpoint or default_endpoint,
+            method=method,
+            max_retries=0,
+            timeout=self._timeout,
+            **payload,
+        )
+        response = verify_rest_response(response, endpoint or default_endpoint)
+        response_proto = response_proto or api.Response()
+        if response.status_code != 204:
+            parse_dict(js_dict=json.loads(response.text), message=response_proto)
+        return response_proto
+
+
+@lru_cache(maxsize=8)
+def _open_tracking_store(uri: str, artifact_root: str, timeout: float) -> AbstractStore:
+    scheme = uri.split(":", 1)[0].split("+")[0]
+    if scheme in ("http", "https"):
+        return _FastFailRestStore(uri, timeout)
+    if scheme == "file":
+        from mlflow.store.tracking.file_store import FileStore
+
+        return FileStore(uri, artifact_root)
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+    return SqlAlchemyStore(uri, artifact_root)
+
+
+@dataclass
+class StoreAccess:
+    """What the writer needs of MLflow, opened lazily so that an unreachable store only
+    surfaces as a failed (and retried) delivery, never as a failed ``start_run``."""
+
+    settings: Settings
+    _experiments: dict[str, str] = field(default_factory=dict)
+
+    @cached_property
+    def client(self) -> MlflowClient:
+        return MlflowClient(self.settings.tracking_uri, self.settings.registry_uri)
+
+    @property
+    def store(self) -> AbstractStore:
+        return _open_tracking_store(
+            self.settings.tracking_uri,
+            self.settings.artifacts_dir.as_uri(),
+            self.settings.request_timeout,
+        )
+
+    def experiment_id(self, name: str) -> str:
+        """The id of the experiment called ``name``, created when missing."""
+        cached = self._experiments.get(name)
+        if cached is not None:
+            return cached
+        store = self.store
+        experiment = store.get_experiment_by_name(name)
+        if experiment is None:
+            try:
+                experiment_id = store.create_experiment(name)
+            except MlflowException as exc:  # another process created it first
+                if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                    raise
+                experiment = store.get_experiment_by_name(name)
+                if experiment is None:
+                    raise
+                experiment_id = experiment.experiment_id
+        elif experiment.lifecycle_stage == "deleted":
+            raise MlflowException(
+                f"experiment {name!r} is deleted; restore it or use another task name",
+                error_code=INVALID_STATE,
+            )
+        else:
+            experiment_id = experiment.experiment_id
+        self._experiments[name] = experiment_id
+        return experiment_id
+
+    def find_run(self, experiment_id: str, local_id: str) -> Any | None:
+        """The run an earlier attempt created for this journal, if any (replays create none)."""
+        runs = self.store.search_runs(
+            experiment_ids=[experiment_id],
+            filter_string=f"tags.`{LOCAL_ID_TAG}` = '{local_id}'",
+            run_view_type=3,  # ViewType.ALL: a replay must find a run even if deleted
+            max_results=1,
+        )
+        return runs[0] if runs else None
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str | None,
+        start_time: int,
+        tags: dict[str, str],
+        user: str | None,
+    ) -> Any:
+        return self.store.create_run(
+            experiment_id=experiment_id,
+            user_id=user,
+            start_time=start_time,
+            tags=[RunTag(key, str(value)) for key, value in tags.items()],
+            run_name=run_name,
+        )
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[Metric],
+        params: Sequence[Param],
+        tags: Sequence[RunTag],
+    ) -> None:
+        self.store.log_batch(run_id, metrics=list(metrics), params=list(params), tags=list(tags))
+
+    def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
+        self.store.log_inputs(run_id, datasets=list(datasets))
+
+    def end_run(self, run_id: str, status: str, end_time: int) -> None:
+        from mlflow.entities import RunStatus
+
+        self.store.update_run_info(run_id, RunStatus.from_string(status), end_time, None)
+
+    def log_artifacts(self, run_id: str, local_path: Path, artifact_path: str | None) -> None:
+        if local_path.is_dir():
+            self.client.log_artifacts(run_id, str(local_path), artifact_path)
+        else:
+            self.client.log_artifact(run_id, str(local_path), artifact_path)
+
+    def register_model(self, name: str, source: str, run_id: str) -> str:
+        """Register the model at ``source`` as a new version of ``name``, once.
+
+        A replay finds the version it created before (same run and source) instead of
+        adding another.
+        """
+        client = self.client
+        try:
+            client.create_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
+                raise
+        for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+            if version.source == source:
+                return str(version.version)
+        return str(client.create_model_version(name, source, run_id=run_id).version)

@@ -1,0 +1,91 @@
+"""The background writer: follows a run's journal and delivers it while the run goes on."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from flowscope.tracking.delivery import Delivery, DeliveryStalled
+from flowscope.tracking.journal import Journal
+from flowscope.tracking.store import StoreAccess
+
+logger = logging.getLogger(__name__)
+
+_IDLE_WAIT = 0.5
+_FIRST_BACKOFF = 0.1
+
+
+class Writer:
+    """Delivers one journal in a daemon thread, retrying with backoff while the store is away.
+
+    The thread never raises into the training process: a failure is one warning when it
+    starts and one line when delivery resumes.
+    """
+
+    def __init__(self, journal: Journal, access: StoreAccess, *, max_backoff: float) -> None:
+        self.journal = journal
+        self.delivery = Delivery(journal, access, live=True)
+        self.max_backoff = max_backoff
+        self.created = threading.Event()  # the run exists, or a first attempt failed
+        self.finished = threading.Event()  # every record, the end included, is delivered
+        self.last_error: str | None = None
+        self._wake = threading.Event()
+        self._thread = threading.Thread(
+            target=self._loop, name=f"flowscope-writer-{journal.local_id[:8]}", daemon=True
+        )
+        self._thread.start()
+
+    def notify(self) -> None:
+        """Tell the writer a record was appended."""
+        self._wake.set()
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until everything is delivered; False if ``timeout`` ran out first."""
+        return self.finished.wait(timeout)
+
+    def pending_bytes(self) -> int:
+        try:
+            return max(self.journal.size() - self.delivery.state.offset, 0)
+        except OSError:
+            return 0
+
+    def _loop(self) -> None:
+        backoff = _FIRST_BACKOFF
+        failing = False
+        while True:
+            self._wake.clear()
+            try:
+                delivered = self.delivery.step(complete=False)
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.created.set()
+                if not failing and not isinstance(exc, DeliveryStalled):
+                    logger.warning(
+                        "flowscope: delivery to the tracking store failed (%s); training goes "
+                        "on, records are kept in %s and delivery is retried",
+                        _short(exc),
+                        self.journal.path,
+                    )
+                failing = True
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff)
+                continue
+            if self.delivery.run_id is not None:
+                self.created.set()
+            if failing and delivered:
+                logger.warning("flowscope: delivery to the tracking store resumed")
+                failing = False
+                self.last_error = None
+            backoff = _FIRST_BACKOFF
+            if self.delivery.finished:
+                self.journal.remove()
+                self.finished.set()
+                return
+            if not delivered:
+                self._wake.wait(_IDLE_WAIT)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__

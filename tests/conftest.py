@@ -1,0 +1,100 @@
+"""Fixtures giving real stores: SQLite in tmp_path, a throwaway PostgreSQL database, and a
+real ``mlflow server`` subprocess."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flowscope.config import Settings, load_settings
+from tests.servers import MlflowServer
+
+PG_ADMIN_DSN = os.environ.get("FLOWSCOPE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def make_settings(root: Path, tracking_uri: str, **overrides: object) -> Settings:
+    """Settings for a test: everything under ``root``, no background recovery."""
+    values: dict[str, object] = {
+        "tracking_uri": tracking_uri,
+        "artifacts_dir": root / "mlartifacts",
+        "journal_dir": root / "journal",
+        "autolog": False,
+        "sync_on_start": False,
+        "flush_timeout": 60.0,
+        "start_timeout": 10.0,
+        "max_backoff": 0.5,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's MLflow or flowscope configuration."""
+    for name in list(os.environ):
+        if name.startswith("FLOWSCOPE_") and name != "FLOWSCOPE_TEST_PG":
+            monkeypatch.delenv(name)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def sqlite_uri(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, sqlite_uri: str) -> Settings:
+    return make_settings(tmp_path, sqlite_uri)
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this test session, dropped at the end.
+
+    Outside CI an unreachable server skips the PostgreSQL tests; in CI (``CI`` set) it
+    fails them, so they can never silently stop running there.
+    """
+    psycopg = pytest.importorskip("psycopg")
+    name = f"flowscope_test_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        message = f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        from sqlalchemy.pool import NullPool  # noqa: F401  (engines are disposed with the process)
+
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_uri(request: pytest.FixtureRequest, sqlite_uri: str) -> str:
+    """Each store-dependent test runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return sqlite_uri
+    return str(request.getfixturevalue("postgres_database"))
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
+    """A real ``mlflow server`` on a free loopback port, backed by SQLite in tmp_path."""
+    server = MlflowServer(tmp_path / "server")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
