@@ -72,6 +72,7 @@ class Journal:
         self.local_id = path.name[: -len(SUFFIX)]
         self._fd = fd
         self._read_fd: int | None = None
+        self._warned_at: set[int] = set()  # damaged records are reported once, not per pass
 
     # -- opening -----------------------------------------------------------------------
 
@@ -165,6 +166,9 @@ class Journal:
                 position += len(line) + 1
                 record = decode(line)
                 if record is None:
+                    if position in self._warned_at:
+                        continue
+                    self._warned_at.add(position)
                     logger.warning(
                         "flowscope: skipped a damaged record at byte %d of %s",
                         position - len(line) - 1,
@@ -172,7 +176,8 @@ class Journal:
                     )
                     continue
                 yield position, record
-        if pending and complete:
+        if pending and complete and position not in self._warned_at:
+            self._warned_at.add(position)
             logger.warning(
                 "flowscope: skipped a torn last record (%d bytes, the writing process was "
                 "killed mid-write) in %s",

@@ -8,9 +8,12 @@ Everything else (artifacts, the model registry) goes through ``MlflowClient``.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache, partial
 from pathlib import Path
@@ -106,7 +109,30 @@ def _open_tracking_store(uri: str, artifact_root: str, timeout: float) -> Abstra
         return FileStore(uri, artifact_root)
     from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 
-    return SqlAlchemyStore(uri, artifact_root)
+    with _initialisation_lock(uri):
+        return SqlAlchemyStore(uri, artifact_root)
+
+
+@contextmanager
+def _initialisation_lock(uri: str) -> Iterator[None]:
+    """Serialise the opening of one SQLite file across processes.
+
+    Opening a new SQLite store creates its tables with Alembic migrations; two processes
+    doing so at once collide on Alembic's temporary tables and leave the file unusable.
+    Other databases lock their own DDL, so only SQLite needs this.
+    """
+    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:///:memory:"):
+        yield
+        return
+    database = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+    database.parent.mkdir(parents=True, exist_ok=True)
+    lock = database.with_name(database.name + ".flowscope-lock")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing drops the lock
 
 
 @dataclass
@@ -119,6 +145,7 @@ class StoreAccess:
 
     @cached_property
     def client(self) -> MlflowClient:
+        self.store  # noqa: B018  (creates a new SQLite store's tables under the lock first)
         return MlflowClient(self.settings.tracking_uri, self.settings.registry_uri)
 
     @property
@@ -177,7 +204,7 @@ class StoreAccess:
     ) -> Any:
         return self.store.create_run(
             experiment_id=experiment_id,
-            user_id=user,
+            user_id=user or "unknown",
             start_time=start_time,
             tags=[RunTag(key, str(value)) for key, value in tags.items()],
             run_name=run_name,

@@ -1,0 +1,323 @@
+"""The ``flowscope`` command: one Typer command per verb, each parsing, calling one domain
+function and printing its result."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from flowscope.errors import FlowscopeError
+
+app = typer.Typer(
+    name="flowscope",
+    help="An extended MLflow: durable tracking, rich evaluation, best runs and more.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+TrackingUri = Annotated[
+    str | None,
+    typer.Option(
+        "--tracking-uri",
+        envvar="MLFLOW_TRACKING_URI",
+        help="MLflow store: sqlite:///FILE, postgresql://..., or http(s)://HOST:PORT.",
+        show_default=False,
+    ),
+]
+Format = Annotated[str, typer.Option("--format", "-f", help="Output: table, json or csv.")]
+
+
+def _settings(tracking_uri: str | None) -> Any:
+    from flowscope.config import load_settings
+
+    return load_settings(**({"tracking_uri": tracking_uri} if tracking_uri else {}))
+
+
+def _print(text: str | None) -> None:
+    if text is not None:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def _check_format(fmt: str) -> None:
+    from flowscope._output import FORMATS
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(
+            f"{fmt!r} is not one of {', '.join(FORMATS)}", param_hint="--format"
+        )
+
+
+def _parse_params(pairs: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise typer.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--param")
+        params[key.strip()] = value.strip()
+    return params
+
+
+@app.command()
+def train(
+    dataset: Annotated[
+        str, typer.Option(help="iris, wine, breast_cancer, diabetes, digits, or a CSV/XLSX file.")
+    ],
+    model: Annotated[str, typer.Option(help="Model type from the catalog.")] = "random_forest",
+    target: Annotated[
+        str | None, typer.Option(help="Target column (the built-in datasets know theirs).")
+    ] = None,
+    param: Annotated[
+        list[str] | None, typer.Option(help="Model parameter KEY=VALUE; repeat for more.")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="Task name: the experiment (default: the dataset's name).")
+    ] = None,
+    run_name: Annotated[str | None, typer.Option(help="Name of the run.")] = None,
+    test_size: Annotated[float, typer.Option(help="Share of rows held out.")] = 0.2,
+    seed: Annotated[int, typer.Option(help="Random seed for the split and the model.")] = 0,
+    threshold: Annotated[
+        list[float] | None, typer.Option(help="Decision threshold (binary); repeat for more.")
+    ] = None,
+    register: Annotated[
+        str | None, typer.Option(help="Register the model as a new version of this name.")
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Train a model, evaluate it on a held-out split and log everything as a run."""
+    from flowscope.modeling.data import load_dataset
+    from flowscope.modeling.train import train as train_model
+
+    params = _parse_params(param or [])
+    settings = _settings(tracking_uri)
+    frame, default_target = load_dataset(dataset)
+    chosen_target = target or default_target
+    if chosen_target is None:
+        raise FlowscopeError(f"{dataset} has no default target; name one with --target")
+    name = task or Path(dataset).stem
+    with _spinner(f"training {model} on {dataset}"):
+        result = train_model(
+            frame,
+            chosen_target,
+            model,
+            params,
+            task=name,
+            test_size=test_size,
+            seed=seed,
+            run_name=run_name,
+            thresholds=threshold,
+            register=register,
+            dataset_name=dataset,
+            settings=settings,
+        )
+    headline = {key: value for key, value in result.metrics.items() if "_" not in key}
+    shown = ", ".join(f"{key}={value:.4g}" for key, value in sorted(headline.items()))
+    typer.echo(f"run {result.run_id} ({result.problem}, task {name}): {shown}")
+    if result.registered_version:
+        typer.echo(f"registered {register} version {result.registered_version}")
+    if not result.delivered:
+        typer.echo("some records are still in the journal; `flowscope sync` delivers them")
+
+
+@app.command()
+def runs(
+    task: Annotated[str, typer.Argument(help="Task (experiment) name.")],
+    kind: Annotated[
+        str | None, typer.Option(help="Only runs of this kind: training, inference, tuning...")
+    ] = None,
+    where: Annotated[
+        str | None, typer.Option(help='MLflow filter, e.g. "metrics.accuracy > 0.9".')
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 100,
+    fmt: Format = "table",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """List the runs of a task, newest first."""
+    from flowscope._output import render
+    from flowscope.analysis import run_rows, search_runs
+
+    _check_format(fmt)
+    rows = run_rows(search_runs(_settings(tracking_uri), task, kind=kind, where=where, limit=limit))
+    _print(render(rows, fmt, title=f"runs of {task}"))
+
+
+@app.command()
+def best(
+    task: Annotated[str, typer.Argument(help="Task (experiment) name.")],
+    metric: Annotated[str, typer.Option(help="Metric to rank by.")] = "accuracy",
+    maximize: Annotated[
+        bool | None,
+        typer.Option(
+            "--max/--min",
+            help="Larger or smaller is better (default: by name).",
+            show_default=False,
+        ),
+    ] = None,
+    where: Annotated[
+        str | None, typer.Option(help='Constraint in MLflow syntax: "metrics.recall_1 >= 0.9".')
+    ] = None,
+    csv: Annotated[
+        Path | None, typer.Option(help="Also write every run considered to this CSV file.")
+    ] = None,
+    fmt: Format = "table",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Find the best run of a task and show its params, metrics and confusion matrix."""
+    from flowscope._output import render, to_csv, to_json
+    from flowscope.analysis import best_run, run_rows, search_runs
+    from flowscope.analysis.artifacts import confusion_matrix_of
+
+    _check_format(fmt)
+    settings = _settings(tracking_uri)
+    rows = run_rows(search_runs(settings, task, kind="training", where=where))
+    direction = None if maximize is None else ("max" if maximize else "min")
+    result = best_run(rows, metric, direction, constraints=where)
+    if csv is not None:
+        csv.write_text(to_csv(result.ranking + [r for r in rows if r not in result.ranking]))
+    matrix = confusion_matrix_of(settings, str(result.winner["run_id"]))
+    if fmt == "json":
+        _print(to_json({**result.as_dict(), "confusion_matrix": matrix}))
+        return
+    winner = result.winner
+    typer.echo(
+        f"best run of {task} by {metric} ({result.direction}imum"
+        + (f", where {where}" if where else "")
+        + f"): {winner['run_name']} ({winner['run_id']}) with {metric} = {result.value:.6g}"
+    )
+    typer.echo(f"{result.considered} runs considered, {result.without_metric} without {metric}")
+    if result.tie_break:
+        typer.echo(result.tie_break)
+    params = [{"param": k[7:], "value": v} for k, v in winner.items() if k.startswith("params.")]
+    metrics = [{"metric": k[8:], "value": v} for k, v in winner.items() if k.startswith("metrics.")]
+    _print(render(params, fmt, title="parameters"))
+    _print(render(metrics, fmt, title="metrics"))
+    if matrix is not None:
+        labels = [str(label) for label in matrix["labels"]]
+        grid = [
+            {"true \\ predicted": label, **dict(zip(labels, counts, strict=True))}
+            for label, counts in zip(labels, matrix["counts"], strict=True)
+        ]
+        _print(render(grid, fmt, title="confusion matrix"))
+    if result.runners_up:
+        up = [
+            {"run": row["run_name"], "run_id": row["run_id"], metric: row[f"metrics.{metric}"]}
+            for row in result.runners_up
+        ]
+        _print(render(up, fmt, title="runners-up"))
+
+
+@app.command()
+def sync(
+    status: Annotated[
+        bool, typer.Option("--status", help="Only show what is pending; deliver nothing.")
+    ] = False,
+    fmt: Format = "table",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Deliver what crashed or offline processes left in the journal."""
+    from flowscope._output import render
+    from flowscope.tracking import sync as journal_sync
+
+    _check_format(fmt)
+    settings = _settings(tracking_uri)
+    if status:
+        rows = [row.as_dict() for row in journal_sync.status(settings)]
+        if not rows and fmt == "table":
+            typer.echo(f"nothing pending in {settings.journal_dir}")
+            return
+        _print(render(rows, fmt, title=f"journal {settings.journal_dir}"))
+        return
+    pending = sum(row.pending_bytes for row in journal_sync.status(settings) if not row.in_use)
+    from rich.progress import Progress
+
+    with Progress(transient=True) as progress:
+        bar = progress.add_task("delivering", total=max(pending, 1))
+        result = journal_sync.sync(
+            settings, deadline=60.0, on_progress=lambda n: progress.advance(bar, n)
+        )
+    typer.echo(
+        f"delivered {len(result.delivered)} run(s); {len(result.skipped)} still in use by "
+        f"running processes; {len(result.failed)} failed"
+    )
+    for local_id, reason in result.failed.items():
+        typer.echo(f"  {local_id}: {reason}", err=True)
+    if result.rejected:
+        typer.echo(
+            f"{result.rejected} record(s) refused by the store are kept in "
+            f"{settings.journal_dir}/*.rejected",
+            err=True,
+        )
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    quick: Annotated[bool, typer.Option(help="Fewer runs, for a fast look.")] = False,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Seed a demo workspace with real training runs on bundled data, then show each task's
+    best run."""
+    from rich.progress import Progress
+
+    from flowscope.demo import seed_demo
+
+    settings = _settings(tracking_uri)
+    with Progress() as progress:
+        bar = progress.add_task("seeding the demo", total=None)
+
+        def advance(done: int, total: int, label: str) -> None:
+            progress.update(bar, completed=done, total=total, description=label)
+
+        summary = seed_demo(settings, quick=quick, on_progress=advance)
+    for line in summary:
+        typer.echo(line)
+
+
+class _spinner:
+    """A transient status line on a terminal; nothing when output is piped."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self._status: Any = None
+
+    def __enter__(self) -> None:
+        if sys.stderr.isatty():
+            from rich.console import Console
+
+            self._status = Console(stderr=True).status(self.text)
+            self._status.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: domain errors print one line and exit 1; usage errors print the
+    command's help and exit 1."""
+    import click
+
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="flowscope", standalone_mode=False)
+    except click.UsageError as exc:
+        if exc.ctx is not None:
+            typer.echo(exc.ctx.get_help(), err=True)
+        typer.echo(f"error: {exc.format_message()}", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(1)
+    except FlowscopeError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
