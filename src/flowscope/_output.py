@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 FORMATS = ("table", "json", "csv")
+_PREFIXES = ("metrics.", "params.", "tags.")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -78,7 +79,9 @@ def render(
     table = Table(title=title)
     columns = list(columns or columns_of(rows))
     for column in columns:
-        table.add_column(column, overflow="fold")
+        # "metrics.accuracy" reads as "accuracy" in a table header; the prefix is for filters
+        header = column.split(".", 1)[-1] if column.startswith(_PREFIXES) else column
+        table.add_column(header, overflow="fold")
     for row in rows:
         table.add_row(*(_cell(row.get(column)) for column in columns))
     Console().print(table)

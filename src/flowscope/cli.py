@@ -61,6 +61,9 @@ def _parse_params(pairs: list[str]) -> dict[str, str]:
     return params
 
 
+_HEADLINE = ("accuracy", "f1", "roc_auc", "log_loss", "rmse", "mae", "r2", "pinball_0.5")
+
+
 @app.command()
 def train(
     dataset: Annotated[
@@ -113,8 +116,9 @@ def train(
             dataset_name=dataset,
             settings=settings,
         )
-    headline = {key: value for key, value in result.metrics.items() if "_" not in key}
-    shown = ", ".join(f"{key}={value:.4g}" for key, value in sorted(headline.items()))
+    shown = ", ".join(
+        f"{key}={result.metrics[key]:.4g}" for key in _HEADLINE if key in result.metrics
+    )
     typer.echo(f"run {result.run_id} ({result.problem}, task {name}): {shown}")
     if result.registered_version:
         typer.echo(f"registered {register} version {result.registered_version}")
@@ -141,7 +145,13 @@ def runs(
 
     _check_format(fmt)
     rows = run_rows(search_runs(_settings(tracking_uri), task, kind=kind, where=where, limit=limit))
-    _print(render(rows, fmt, title=f"runs of {task}"))
+    columns = None
+    if fmt == "table":  # a terminal has room for the headline metrics, not every column
+        present = {key for row in rows for key in row}
+        metrics = [f"metrics.{key}" for key in _HEADLINE if f"metrics.{key}" in present]
+        columns = ["run_id", "run_name", "kind", "status", "params.model_type", *metrics]
+        columns = [column for column in columns if column in present]
+    _print(render(rows, fmt, columns=columns, title=f"runs of {task}"))
 
 
 @app.command()
@@ -299,24 +309,23 @@ class _spinner:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: domain errors print one line and exit 1; usage errors print the
     command's help and exit 1."""
-    import click
-
+    # Typer ships its own copy of click; its usage error is BadParameter's base class.
+    usage_error = typer.BadParameter.__base__
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="flowscope", standalone_mode=False)
-    except click.UsageError as exc:
+        result = command.main(args=argv, prog_name="flowscope", standalone_mode=False)
+    except usage_error as exc:  # type: ignore[misc]
         if exc.ctx is not None:
             typer.echo(exc.ctx.get_help(), err=True)
         typer.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(1)
-    except click.exceptions.Exit as exc:
-        sys.exit(exc.exit_code)
-    except click.Abort:
+    except (typer.Abort, KeyboardInterrupt):
         typer.echo("aborted", err=True)
-        sys.exit(1)
+        sys.exit(130)
     except FlowscopeError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

@@ -67,8 +67,8 @@ class Settings(BaseSettings):
     autolog: bool = Field(
         True,
         validation_alias=_aliases("autolog"),
-        description="Log the environment at run start, and dataset profiles, evaluation "
-        "artifacts and models in `train`, without being asked.",
+        description="Capture the environment (Python, package versions, git commit) when a "
+        "run starts.",
     )
     experiments: dict[str, str] = Field(
         default_factory=dict,

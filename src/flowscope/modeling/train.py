@@ -96,8 +96,8 @@ def split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
 def _check_params(estimator: Any) -> None:
     """Let scikit-learn reject a bad parameter value now rather than in the middle of a run."""
     validate = getattr(estimator, "_validate_params", None)
-    if validate is None:
-        return
+    if validate is None or not hasattr(estimator, "_parameter_constraints"):
+        return  # XGBoost and LightGBM check their parameters only when fitting
     try:
         validate()
     except ValueError as exc:  # sklearn's InvalidParameterError is a ValueError
@@ -192,7 +192,7 @@ def train(
             pipeline.fit(X_train, y_train)
         result = _evaluate(run, pipeline, X_test, y_test, problem, thresholds)
         history = _log_history(run, pipeline, X_test, y_test, problem)
-        run.log_model(pipeline, input_example=X_train.head(5), register=register)
+        run.log_model(pipeline, input_example=_input_example(X_train), register=register)
     delivered = run.end()
     return TrainResult(
         run_id=run.run_id,
@@ -270,11 +270,23 @@ def _log_history(
     return history
 
 
+def _input_example(features: pd.DataFrame) -> pd.DataFrame:
+    """A few training rows, integer columns as floats: the signature then accepts the
+    missing values a served model meets (an integer column cannot hold NaN)."""
+    example = features.head(5).copy()
+    for column in example.columns:
+        if example[column].dtype.kind in "iu":
+            example[column] = example[column].astype("float64")
+    return example
+
+
 def _loggable(params: Mapping[str, Any]) -> dict[str, Any]:
     """Model parameters as MLflow can keep them (no nested estimators or callables)."""
     kept: dict[str, Any] = {}
     for key, value in params.items():
-        if value is None or isinstance(value, bool | int | float | str):
+        if value is None:
+            continue  # "the library's default": logging it only clutters comparisons
+        if isinstance(value, bool | int | float | str):
             kept[key] = value
         elif isinstance(value, list | tuple) and all(
             isinstance(item, bool | int | float | str) for item in value

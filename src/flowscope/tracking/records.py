@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError
@@ -85,8 +86,10 @@ def log_dataset(
     run.log_dict(profile, f"dataset/{artifact}")
     if name == "train":
         run.log_params({"dataset.rows": profile["rows"], "dataset.columns": profile["columns"]})
+    # MLflow resolves a source string to a file or URL; a built-in dataset's name is neither.
+    file_source = str(Path(source).resolve()) if source and Path(source).is_file() else None
     dataset: PandasDataset = mlflow.data.from_pandas(
-        frame, source=source, targets=target, name=name
+        frame, source=file_source, targets=target, name=name
     )
     entity = dataset._to_mlflow_entity()
     run.log_inputs_record(
