@@ -76,7 +76,7 @@ def test_unknown_key_and_broken_yaml(tmp_path: Path) -> None:
 
 def test_missing_config_file_named_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOWSCOPE_CONFIG", "nowhere.yaml")
-    with pytest.raises(ConfigError, match="nowhere.yaml"):
+    with pytest.raises(ConfigError, match=r"nowhere\.yaml"):
         load_settings()
 
 

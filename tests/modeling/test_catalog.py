@@ -26,6 +26,9 @@ from flowscope.modeling.estimators import EncodedLabelClassifier, needs_label_en
 
 # Few trees: the tests are about behaviour, not accuracy, and share two cores.
 FAST = {"n_estimators": 20}
+# Given requirements spare MLflow's inference of them (a subprocess, ~3 s per model); the
+# serialisation under test is the same.
+REQUIREMENTS = ["scikit-learn", "skops", "xgboost", "lightgbm"]
 
 
 def _with_categories(name: str) -> tuple[pd.DataFrame, str]:
@@ -122,6 +125,7 @@ def test_every_catalog_model_round_trips_through_mlflow_skops(
         str(tmp_path / "model"),
         serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
         skops_trusted_types=trusted,
+        pip_requirements=REQUIREMENTS,
     )
     loaded = mlflow.pyfunc.load_model(str(tmp_path / "model"))
     expected = np.asarray(pipeline.predict(X))
@@ -146,6 +150,7 @@ def test_quantile_model_keeps_its_quantiles_through_mlflow(
         str(tmp_path / "model"),
         serialization_format="skops",
         skops_trusted_types=trusted_types_for(pipeline),
+        pip_requirements=REQUIREMENTS,
     )
     loaded = mlflow.sklearn.load_model(str(tmp_path / "model"))
     transformed = loaded[:-1].transform(X)

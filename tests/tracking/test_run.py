@@ -105,7 +105,7 @@ def test_error_marks_the_run_failed_and_keeps_the_traceback(
 
 
 def test_artifacts_dataset_environment_and_model(
-    store_settings: flowscope.Settings, tmp_path: Path
+    store_settings: flowscope.Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = load_breast_cancer(as_frame=True)
     frame = data.frame
@@ -138,6 +138,7 @@ def test_artifacts_dataset_environment_and_model(
     assert [v.run_id for v in versions] == [run.run_id]
     import mlflow.pyfunc
 
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store_settings.tracking_uri)  # models:/ resolves here
     loaded = mlflow.pyfunc.load_model(f"models:/cancer-lr/{versions[0].version}")
     np.testing.assert_array_equal(
         loaded.predict(data.data.head(20)), model.predict(data.data.head(20))

@@ -221,9 +221,9 @@ def estimator_class(model_type: str, problem: str) -> type:
             f"for {problem} use one of: {', '.join(models_for(problem))}"
         )
     path = model.classifier if problem in CLASSIFICATION else model.regressor
-    assert path is not None  # guaranteed by supports()
-    module, _, name = path.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    module, _, name = str(path).partition(":")  # supports() said it is not None
+    cls: type = getattr(importlib.import_module(module), name)
+    return cls
 
 
 def build_estimator(

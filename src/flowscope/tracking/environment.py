@@ -129,10 +129,10 @@ def _git(args: list[str], cwd: str | Path | None) -> str | None:
 
 def _pick_remote(config: str) -> str | None:
     """The ``origin`` URL, else the first remote's, without any user name or token."""
-    urls = {}
+    urls: dict[str, str] = {}
     for line in config.splitlines():
-        key, _, url = line.partition(" ")
-        urls[key.removeprefix("remote.").removesuffix(".url")] = url.strip()
+        key, _, value = line.partition(" ")
+        urls[key.removeprefix("remote.").removesuffix(".url")] = value.strip()
     url = urls.get("origin") or next(iter(urls.values()), None)
     return _without_credentials(url) if url else None
 

@@ -46,7 +46,7 @@ def _now_ms() -> int:
 
 
 def _check_key(key: str, what: str) -> None:
-    if not isinstance(key, str) or not _KEY_PATTERN.match(key) or "/../" in f"/{key}/":
+    if not isinstance(key, str) or not _KEY_PATTERN.fullmatch(key) or "/../" in f"/{key}/":
         raise FlowscopeError(
             f"invalid {what} name {key!r}: use 1 to 250 letters, digits, '_', '-', '.', ' ', "
             "':' or '/'"
