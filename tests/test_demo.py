@@ -32,9 +32,7 @@ def test_quick_demo_seeds_a_workspace(settings: Settings) -> None:
     for name in ("iris-classifier", "breast-cancer-classifier"):
         assert len(client.search_model_versions(f"name = '{name}'")) == 2
     cancer = client.get_experiment_by_name("breast-cancer")
-    (xgb,) = client.search_runs(
-        [cancer.experiment_id], "params.model_type = 'xgboost'"
-    )
+    (xgb,) = client.search_runs([cancer.experiment_id], "params.model_type = 'xgboost'")
     assert len(client.get_metric_history(xgb.info.run_id, "val_accuracy")) == 100
     assert "recall_at_0.43" in xgb.data.metrics
     quantile = client.get_experiment_by_name("diabetes-quantile")

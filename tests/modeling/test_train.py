@@ -85,7 +85,9 @@ def test_boosted_binary_run_has_per_round_history_and_thresholds(settings: Setti
     for threshold in ("0.5", "0.43", "0.35"):
         assert f"tp_at_{threshold}" in metrics
     assert result.registered_version == "1"
-    second = train(frame, target, "xgboost", task="cancer", register="cancer-model", settings=settings)
+    second = train(
+        frame, target, "xgboost", task="cancer", register="cancer-model", settings=settings
+    )
     assert second.registered_version == "2"
 
 

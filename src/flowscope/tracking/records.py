@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -88,9 +89,12 @@ def log_dataset(
         run.log_params({"dataset.rows": profile["rows"], "dataset.columns": profile["columns"]})
     # MLflow resolves a source string to a file or URL; a built-in dataset's name is neither.
     file_source = str(Path(source).resolve()) if source and Path(source).is_file() else None
-    dataset: PandasDataset = mlflow.data.from_pandas(
-        frame, source=file_source, targets=target, name=name
-    )
+    with warnings.catch_warnings():
+        # the schema here describes the data, not a model input: integers are fine
+        warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+        dataset: PandasDataset = mlflow.data.from_pandas(
+            frame, source=file_source, targets=target, name=name
+        )
     entity = dataset._to_mlflow_entity()
     run.log_inputs_record(
         [
