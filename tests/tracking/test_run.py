@@ -205,3 +205,15 @@ def test_evaluation_through_the_sdk(store_settings: flowscope.Settings, tmp_path
     assert len(predictions) == len(y_true)
     names = {item.path for item in client.list_artifacts(run.run_id, "evaluation")}
     assert "evaluation/confusion_matrix.png" in names
+
+
+def test_unwritable_journal_folder_warns_and_training_goes_on(
+    tmp_path: Path, sqlite_uri: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the journal folder should be")
+    settings = make_settings(tmp_path, sqlite_uri, journal_dir=blocker / "journal")
+    with flowscope.start_run("no-disk", settings=settings) as run:
+        run.log_metrics({"loss": 1.0})
+    assert "cannot create the journal" in caplog.text
+    assert run.run_id is None

@@ -95,7 +95,7 @@ def log_dataset(
         dataset: PandasDataset = mlflow.data.from_pandas(
             frame, source=file_source, targets=target, name=name
         )
-    entity = dataset._to_mlflow_entity()
+        entity = dataset._to_mlflow_entity()
     run.log_inputs_record(
         [
             {

@@ -487,13 +487,16 @@ def start_run(
     if not task or not isinstance(task, str):
         raise FlowscopeError("a run needs a task name (the experiment it belongs to)")
     local_id = uuid.uuid4().hex
-    if not settings.tracking:
+    def unrecorded() -> Run:
         run = Run(
             task=task, kind=kind, local_id=local_id, settings=settings, journal=None, writer=None
         )
         for metric, mode in (best or {}).items():
             run.track_best(metric, mode)
         return run
+
+    if not settings.tracking:
+        return unrecorded()
 
     run_tags: dict[str, str] = {KIND_TAG: kind, TASK_TAG: task}
     if description:
@@ -521,7 +524,17 @@ def start_run(
         "user": _user(),
         "parent": parent_ref,
     }
-    journal = Journal.create(settings.journal_dir, local_id, header)
+    try:
+        journal = Journal.create(settings.journal_dir, local_id, header)
+    except OSError as exc:  # a read-only or full disk must not stop training
+        logger.warning(
+            "flowscope: cannot create the journal in %s (%s); run %r of %s records nothing",
+            settings.journal_dir,
+            exc,
+            run_name,
+            task,
+        )
+        return unrecorded()
     writer = Writer(journal, StoreAccess(settings), max_backoff=settings.max_backoff)
     if settings.sync_on_start:
         recover_in_background(settings)
