@@ -23,7 +23,7 @@ $(STAMP): pyproject.toml
 
 demo: venv
 	@mkdir -p $(DEMO_DIR)
-	cd $(DEMO_DIR) && ../$(BIN)/flowscope demo
+	cd $(DEMO_DIR) && ../$(BIN)/flowscope demo --serve
 
 system-deps:
 	@scripts/system-deps.sh

@@ -36,3 +36,9 @@ if ! pg_ready; then
     done
     pg_ready || { echo "error: PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
 fi
+
+# The dashboard's browser tests drive Debian's Chromium through Playwright.
+if [ ! -x /usr/bin/chromium ]; then
+    echo "installing Chromium (Debian package chromium)"
+    apt_install chromium
+fi

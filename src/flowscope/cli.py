@@ -267,24 +267,79 @@ def sync(
 @app.command()
 def demo(
     quick: Annotated[bool, typer.Option(help="Fewer runs, for a fast look.")] = False,
+    again: Annotated[
+        bool, typer.Option("--again", help="Seed even if the workspace already has demo runs.")
+    ] = False,
+    serve: Annotated[bool, typer.Option(help="Start the dashboard afterwards.")] = False,
+    host: Annotated[str, typer.Option(help="Dashboard address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Dashboard port.")] = 5050,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Seed a demo workspace with real training runs on bundled data, then show each task's
-    best run."""
+    """Seed a demo workspace with real training runs on bundled data, show each task's best
+    run, and optionally start the dashboard on it."""
     from rich.progress import Progress
 
-    from flowscope.demo import seed_demo
+    from flowscope.demo import demo_summary, is_seeded, seed_demo
 
     settings = _settings(tracking_uri)
-    with Progress() as progress:
-        bar = progress.add_task("seeding the demo", total=None)
+    if is_seeded(settings) and not again:
+        typer.echo("the demo workspace is already seeded (--again seeds it once more)")
+        summary = demo_summary(settings)
+    else:
+        with Progress() as progress:
+            bar = progress.add_task("seeding the demo", total=None)
 
-        def advance(done: int, total: int, label: str) -> None:
-            progress.update(bar, completed=done, total=total, description=label)
+            def advance(done: int, total: int, label: str) -> None:
+                progress.update(bar, completed=done, total=total, description=label)
 
-        summary = seed_demo(settings, quick=quick, on_progress=advance)
+            summary = seed_demo(settings, quick=quick, on_progress=advance)
     for line in summary:
         typer.echo(line)
+    if serve:
+        _serve(settings, host, port)
+
+
+@app.command()
+def ui(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5050,
+    get: Annotated[
+        str | None,
+        typer.Option(
+            "--get",
+            help="Print what a dashboard path returns (e.g. /experiments.json)"
+            " and exit; exit 1 on an error status.",
+        ),
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Serve the dashboard for the configured store (SQLite, PostgreSQL or a server)."""
+    settings = _settings(tracking_uri)
+    if get is None:
+        _serve(settings, host, port)
+        return
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # starlette's notice about its test client's httpx
+        from fastapi.testclient import TestClient
+
+    from flowscope.web import create_app
+
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        response = client.get(get if get.startswith("/") else "/" + get)
+    _print(response.text)
+    if response.status_code >= 400:
+        raise typer.Exit(1)
+
+
+def _serve(settings: Any, host: str, port: int) -> None:
+    import uvicorn
+
+    from flowscope.web import create_app
+
+    typer.echo(f"flowscope dashboard on http://{host}:{port}  (store: {settings.tracking_uri})")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
 
 
 class _spinner:

@@ -109,6 +109,12 @@ class Settings(BaseSettings):
         "left in the journal.",
     )
 
+    mlflow_ui_url: str | None = Field(
+        None,
+        validation_alias=_aliases("mlflow_ui_url"),
+        description="Address of an MLflow UI showing the same store; run pages link to it.",
+    )
+
     @field_validator("tracking_uri", "registry_uri")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:

@@ -90,7 +90,6 @@ def seed_demo(
 ) -> list[str]:
     """Run every demo job against ``settings``' store and return a summary: one line per
     task naming its best run."""
-    from flowscope.analysis import best_run, run_rows, search_runs
     from flowscope.modeling.data import load_dataset
     from flowscope.modeling.train import train
 
@@ -116,9 +115,23 @@ def seed_demo(
         )
     if on_progress:
         on_progress(len(jobs), len(jobs), "done")
+    return demo_summary(settings)
+
+
+def is_seeded(settings: Settings) -> bool:
+    """True when the store already holds the demo's experiments."""
+    from flowscope.analysis.runs import client_for
+
+    client = client_for(settings)
+    return all(client.get_experiment_by_name(job.task) for job in demo_jobs(quick=True))
+
+
+def demo_summary(settings: Settings) -> list[str]:
+    """One line per demo task naming its best run."""
+    from flowscope.analysis import best_run, run_rows, search_runs
 
     summary = []
-    metrics = {job.task: job.metric for job in jobs}
+    metrics = {job.task: job.metric for job in demo_jobs()}
     for task, metric in metrics.items():
         result = best_run(run_rows(search_runs(settings, task)), metric)
         winner = result.winner

@@ -487,6 +487,7 @@ def start_run(
     if not task or not isinstance(task, str):
         raise FlowscopeError("a run needs a task name (the experiment it belongs to)")
     local_id = uuid.uuid4().hex
+
     def unrecorded() -> Run:
         run = Run(
             task=task, kind=kind, local_id=local_id, settings=settings, journal=None, writer=None

@@ -1,0 +1,123 @@
+"""Registered models and their versions, with the metrics of the runs that made them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from flowscope.errors import FlowscopeError, NotFoundError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+    from flowscope.config import Settings
+
+LIFECYCLE_TAG = "flowscope.lifecycle"
+_HEADLINE = ("accuracy", "f1", "roc_auc", "precision_1", "recall_1", "r2", "rmse", "pinball_0.5")
+
+
+def _client(settings: Settings) -> MlflowClient:
+    from flowscope.analysis.runs import client_for
+
+    return client_for(settings)
+
+
+def models_overview(settings: Settings) -> dict[str, Any]:
+    """Every registered model: its versions count, aliases and last update."""
+    client = _client(settings)
+    models = []
+    for model in client.search_registered_models(max_results=1000):
+        versions = client.search_model_versions(f"name = '{_quote(model.name)}'")
+        models.append(
+            {
+                "name": model.name,
+                "description": model.description,
+                "versions": len(versions),
+                "latest_version": max((int(v.version) for v in versions), default=None),
+                "aliases": dict(sorted(model.aliases.items())) if model.aliases else {},
+                "tags": dict(model.tags or {}),
+                "last_updated": model.last_updated_timestamp,
+            }
+        )
+    return {"models": sorted(models, key=lambda m: m["name"])}
+
+
+def model_detail(settings: Settings, name: str) -> dict[str, Any]:
+    """One model's versions, newest first, each with aliases, tags, lifecycle state and
+    the headline metrics of its source run."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client(settings)
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        raise NotFoundError(f"no registered model named {name!r}") from None
+    aliases_by_version: dict[str, list[str]] = {}
+    for alias, version in (model.aliases or {}).items():
+        aliases_by_version.setdefault(str(version), []).append(alias)
+    versions = []
+    metric_names: set[str] = set()
+    for version in client.search_model_versions(f"name = '{_quote(name)}'"):
+        metrics = _run_metrics(client, version.run_id)
+        metric_names.update(metrics)
+        versions.append(
+            {
+                "version": int(version.version),
+                "status": version.status,
+                "run_id": version.run_id,
+                "source": version.source,
+                "description": version.description,
+                "created": version.creation_timestamp,
+                "aliases": sorted(aliases_by_version.get(str(version.version), [])),
+                "tags": dict(version.tags or {}),
+                "lifecycle": (version.tags or {}).get(LIFECYCLE_TAG),
+                "metrics": metrics,
+            }
+        )
+    versions.sort(key=lambda v: -v["version"])
+    shown = [m for m in _HEADLINE if m in metric_names] or sorted(metric_names)[:6]
+    return {
+        "model": {
+            "name": model.name,
+            "description": model.description,
+            "aliases": dict(model.aliases or {}),
+            "tags": dict(model.tags or {}),
+        },
+        "versions": versions,
+        "metric_columns": shown,
+    }
+
+
+def compare_versions(settings: Settings, name: str, numbers: list[str]) -> dict[str, Any]:
+    """Versions of one model side by side through their source runs."""
+    from flowscope.analysis.compare import compare_runs
+    from flowscope.analysis.runs import run_row
+
+    detail = model_detail(settings, name)
+    by_number = {str(v["version"]): v for v in detail["versions"]}
+    unknown = [number for number in numbers if number not in by_number]
+    if unknown:
+        raise NotFoundError(f"model {name!r} has no version {', '.join(unknown)}")
+    if len(numbers) < 2:
+        raise FlowscopeError("choose at least two versions to compare")
+    client = _client(settings)
+    rows = []
+    for number in numbers:
+        version = by_number[number]
+        row = run_row(client.get_run(version["run_id"])) if version["run_id"] else {}
+        rows.append({**row, "run_id": version["run_id"] or number, "run_name": f"v{number}"})
+    return {"model": detail["model"], "versions": numbers, **compare_runs(rows)}
+
+
+def _run_metrics(client: MlflowClient, run_id: str | None) -> dict[str, float]:
+    if not run_id:
+        return {}
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return dict(client.get_run(run_id).data.metrics)
+    except MlflowException:  # the source run was deleted; the version still stands
+        return {}
+
+
+def _quote(name: str) -> str:
+    return name.replace("'", "\\'")

@@ -1,0 +1,93 @@
+"""The dashboard's app factory: routers, static files, and one error handler."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from flowscope.config import Settings, load_settings
+from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.web.render import TEMPLATES, JsonSuffixMiddleware, json_response, wants_json
+
+logger = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+
+
+def plotly_js_path() -> Path:
+    """plotly.js as the installed plotly package bundles it: served locally, no CDN."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The dashboard for ``settings``' store (SQLite, PostgreSQL or a tracking server)."""
+    from flowscope.analysis.query import open_run_store
+    from flowscope.web import compare, experiments, models, runs
+
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="flowscope", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi"
+    )
+    app.state.settings = settings
+    app.state.store = open_run_store(settings)
+    app.add_middleware(JsonSuffixMiddleware)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(plotly_js_path(), media_type="text/javascript")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/experiments")
+
+    for module in (experiments, runs, compare, models):
+        app.include_router(module.router)
+
+    @app.exception_handler(FlowscopeError)
+    def domain_error(request: Request, exc: FlowscopeError) -> Response:
+        return error_response(request, exc.status, exc.message)
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no page at {request.url.path}"
+        return error_response(request, exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc'][1:]) or 'request'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        return error_response(request, 400, problems or "invalid request")
+
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unexpected error on %s", request.url.path)
+        return error_response(request, 500, "internal error; the server log has the details")
+
+    return app
+
+
+def error_response(request: Request, status: int, message: str) -> Response:
+    """One error shape: ``{"ok": false, "error", "status"}`` as JSON, a friendly page as HTML."""
+    if wants_json(request) or request.url.path.startswith("/api/"):
+        return json_response({"ok": False, "error": message, "status": status}, status)
+    return TEMPLATES.TemplateResponse(
+        request,
+        "error.html",
+        {"status": status, "message": message, "data": {}},
+        status_code=status,
+    )
+
+
+__all__ = ["NotFoundError", "create_app", "error_response"]

@@ -1,0 +1,45 @@
+"""Experiments, and the runs of one experiment with tabs, summary, filter, sort and paging."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+
+from flowscope.analysis.listing import RunsQuery, experiments_overview, runs_listing
+from flowscope.web.render import page
+
+router = APIRouter()
+
+
+@router.get("/experiments")
+def experiments(request: Request) -> Response:
+    return page(request, "experiments.html", experiments_overview(request.app.state.store))
+
+
+@router.get("/experiments/{experiment_id}")
+def experiment_runs(
+    request: Request,
+    experiment_id: str,
+    tab: str = "all",
+    filter: str = "",
+    order: str = "",
+    page_number: Annotated[int, Query(alias="page")] = 1,
+    page_size: int = 50,
+    columns: str = "",
+    metric: str = "",
+    direction: str = "",
+) -> Response:
+    query = RunsQuery(
+        tab=tab,
+        filter=filter.strip(),
+        order=order.strip(),
+        page=page_number,
+        page_size=page_size,
+        columns=[column for column in columns.split(",") if column],
+        metric=metric.strip(),
+        direction=direction,
+    )
+    data = runs_listing(request.app.state.store, experiment_id, query)
+    return page(request, "runs.html", data, status=400 if data["error"] else 200)

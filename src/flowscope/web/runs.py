@@ -1,0 +1,94 @@
+"""Run detail, artifact downloads, the best run, and CSV export of a filtered run list."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse, Response
+from starlette.background import BackgroundTask
+
+from flowscope._output import to_csv
+from flowscope.analysis.best_view import best_view
+from flowscope.analysis.listing import RunsQuery
+from flowscope.analysis.run_detail import artifact_file, run_detail
+from flowscope.web import charts
+from flowscope.web.render import figure_json, page, wants_json
+
+router = APIRouter()
+_EXPORT_PAGE = 500
+
+
+@router.get("/experiments/{experiment_id}/runs.csv")
+def export_runs(
+    request: Request, experiment_id: str, tab: str = "all", filter: str = "", order: str = ""
+) -> Response:
+    """Every run of the filtered set as CSV, cells safe from spreadsheet formula injection."""
+    store = request.app.state.store
+    query = RunsQuery(tab=tab, filter=filter.strip(), order=order.strip())
+    query.check()
+    store.experiment(experiment_id)
+    rows: list[dict[str, object]] = []
+    number = 1
+    while True:
+        found = store.search(
+            [experiment_id],
+            kind=query.kind,
+            filter_string=query.filter,
+            order_by=[query.order] if query.order else None,
+            page=number,
+            page_size=_EXPORT_PAGE,
+        )
+        rows.extend(found.rows)
+        if number * _EXPORT_PAGE >= found.total or not found.rows:
+            break
+        number += 1
+    return Response(
+        to_csv(rows),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="runs-{experiment_id}.csv"'},
+    )
+
+
+@router.get("/experiments/{experiment_id}/best")
+def best(
+    request: Request,
+    experiment_id: str,
+    metric: str = "",
+    direction: str = "",
+    value: str = "last",
+    where: str = "",
+    tab: str = "training",
+) -> Response:
+    data = best_view(
+        request.app.state.settings,
+        request.app.state.store,
+        experiment_id,
+        metric=metric.strip(),
+        direction=direction,
+        value=value,
+        where=where.strip(),
+        tab=tab,
+    )
+    return page(request, "best.html", data, status=400 if data.get("error") else 200)
+
+
+@router.get("/runs/{run_id}")
+def run(request: Request, run_id: str) -> Response:
+    data = run_detail(request.app.state.settings, run_id)
+    if not wants_json(request):
+        data["figures"] = {
+            name: figure_json(figure) for name, figure in charts.run_figures(data).items()
+        }
+    return page(request, "run.html", data)
+
+
+@router.get("/runs/{run_id}/artifacts/{path:path}")
+def download(request: Request, run_id: str, path: str) -> FileResponse:
+    """One artifact of the run; paths outside the run's artifacts are refused (400)."""
+    local = artifact_file(request.app.state.settings, run_id, path)
+    cleanup = BackgroundTask(
+        shutil.rmtree, local.parents[len(Path(path).parts) - 1], ignore_errors=True
+    )
+    return FileResponse(local, filename=local.name, background=cleanup)

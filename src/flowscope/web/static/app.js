@@ -1,0 +1,57 @@
+// flowscope dashboard: draws the Plotly figures a page carries and wires the selections.
+"use strict";
+
+function drawFigures(root) {
+  if (typeof Plotly === "undefined") return;
+  root.querySelectorAll("[data-figure]").forEach((element) => {
+    if (element.dataset.drawn) return;
+    const figure = JSON.parse(element.dataset.figure);
+    Plotly.newPlot(element, figure.data, figure.layout, { responsive: true, displaylogo: false });
+    element.dataset.drawn = "1";
+  });
+}
+
+function wireRunSelection(root) {
+  const button = root.querySelector("#compare-button");
+  if (!button) return;
+  const update = () => {
+    const count = root.querySelectorAll(".select-run:checked").length;
+    button.disabled = count < 2 || count > 50;
+    button.textContent = count ? `Compare ${count} selected` : "Compare selected";
+  };
+  root.querySelectorAll(".select-run").forEach((box) => box.addEventListener("change", update));
+  update();
+}
+
+function wireColumnChooser(root) {
+  const form = root.querySelector(".column-chooser");
+  if (!form) return;
+  form.addEventListener("submit", () => {
+    const chosen = [...form.querySelectorAll(".column-choice:checked")].map((box) => box.value);
+    form.querySelector("#columns-value").value = chosen.join(",");
+  });
+}
+
+function wireVersionSelection(root) {
+  const form = root.querySelector("#version-compare");
+  if (!form) return;
+  const button = form.querySelector("#compare-versions");
+  const boxes = form.querySelectorAll(".select-version");
+  const update = () => {
+    const chosen = [...boxes].filter((box) => box.checked).map((box) => box.value);
+    form.querySelector("#versions-value").value = chosen.join(",");
+    button.disabled = chosen.length < 2;
+  };
+  boxes.forEach((box) => box.addEventListener("change", update));
+  update();
+}
+
+function init(root) {
+  drawFigures(root);
+  wireRunSelection(root);
+  wireColumnChooser(root);
+  wireVersionSelection(root);
+}
+
+window.addEventListener("load", () => init(document));
+document.addEventListener("htmx:afterSwap", (event) => init(event.target));
