@@ -362,6 +362,23 @@ def experiment_rows(
     return list(experiments.values())
 
 
+def create_engine(uri: str) -> sa.Engine:
+    """An engine on MLflow's database that compares strings as MLflow's sessions do."""
+    engine = sa.create_engine(uri, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+
+        @sa.event.listens_for(engine, "connect")
+        def _as_mlflow(dbapi_connection: Any, _record: Any) -> None:
+            # MLflow sets both on every SQLite session: LIKE is case-sensitive on every
+            # other database, and a writer in another process holds the file briefly.
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA case_sensitive_like = true")
+            cursor.execute("PRAGMA busy_timeout = 20000")
+            cursor.close()
+
+    return engine
+
+
 def ensure_indexes(engine: sa.Engine) -> None:
     """Create flowscope's few indexes in MLflow's database, once; a failure (no right to
     create indexes, a concurrent creator) only costs speed."""

@@ -81,6 +81,17 @@ def default_columns(keys: dict[str, list[str]], metric: str | None) -> list[str]
     return [*(f"params.{name}" for name in params), *(f"metrics.{name}" for name in metrics[:6])]
 
 
+def task_experiment_ids(store: RunStore, experiment: dict[str, Any]) -> list[str]:
+    """The experiment and, when it exists, its ``<name>-inference`` sibling: a task's
+    predictions are logged there, and its runs page shows them in the Inference tab."""
+    ids = [str(experiment["experiment_id"])]
+    sibling = f"{experiment['name']}-inference"
+    for other in store.experiments():
+        if other["name"] == sibling:
+            ids.append(str(other["experiment_id"]))
+    return ids
+
+
 def sort_key(column: str) -> str | None:
     """The MLflow ``order_by`` key of a column (None for columns MLflow cannot sort by)."""
     if column in ("run_name", "status", "start_time", "end_time"):
@@ -108,7 +119,7 @@ def runs_listing(store: RunStore, experiment_id: str, query: RunsQuery) -> dict[
     """
     query.check()
     experiment = store.experiment(experiment_id)
-    ids = [experiment_id]
+    ids = task_experiment_ids(store, experiment)
     keys = store.keys(ids)
     metric = query.metric or main_metric(keys["metrics"])
     direction = query.direction or (default_direction(metric) if metric else "max")
@@ -121,6 +132,7 @@ def runs_listing(store: RunStore, experiment_id: str, query: RunsQuery) -> dict[
     columns = query.columns or default_columns(keys, metric)
     data: dict[str, Any] = {
         "experiment": experiment,
+        "experiment_ids": ids,
         "query": {**query.__dict__, "order": query.order},
         "order_by": order,
         "metric": metric,

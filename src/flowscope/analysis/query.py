@@ -221,7 +221,7 @@ class SqlRunStore:
 
         self._settings = settings
         self._fallback_store: ClientRunStore | None = None
-        self._engine = sa.create_engine(settings.tracking_uri, pool_pre_ping=True)
+        self._engine = _sql.create_engine(settings.tracking_uri)
         self._dialect = self._engine.dialect.name
         self._sql_ok = self._dialect in _sql.TESTED_DIALECTS
         if not sa.inspect(self._engine).has_table("latest_metrics"):
@@ -548,18 +548,13 @@ class ClientRunStore:
         order_by: Sequence[str] | None = None,
     ) -> list[MlflowRun]:
         from mlflow.exceptions import MlflowException
-        from mlflow.utils.search_utils import SearchUtils
+
+        from flowscope.analysis import _sql
 
         check_kind(kind)
-        try:
-            SearchUtils.parse_search_filter(filter_string)
-        except MlflowException as exc:
-            raise FlowscopeError(f"bad filter: {exc.message}") from None
-        for item in order_by or []:
-            try:
-                SearchUtils.parse_order_by_for_search_runs(item)
-            except MlflowException as exc:
-                raise FlowscopeError(f"bad order_by {item!r}: {exc.message}") from None
+        # Parsed here too so that both stores word a bad filter or order_by alike.
+        _sql.parse_filter(filter_string)
+        _sql.parse_order_by(order_by or [])
         ids = self._experiments(experiment_ids)
         where = filter_string
         if kind is not None and kind != DEFAULT_KIND:

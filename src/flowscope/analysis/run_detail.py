@@ -160,8 +160,8 @@ def check_artifact_path(path: str) -> str:
     return str(posix)
 
 
-def artifact_file(settings: Settings, run_id: str, path: str) -> Path:
-    """Download one artifact file of the run into a temporary folder and return it.
+def artifact_file(settings: Settings, run_id: str, path: str, folder: Path) -> Path:
+    """Download one artifact file of the run into ``folder`` and return its local path.
 
     The path is checked against the run's own artifact listing, so only files the run
     logged can be fetched.
@@ -175,5 +175,4 @@ def artifact_file(settings: Settings, run_id: str, path: str) -> Path:
     listing = client.list_artifacts(run_id, None if parent == "." else parent)
     if not any(item.path == checked and not item.is_dir for item in listing):
         raise NotFoundError(f"run {run_id} has no artifact file {checked!r}")
-    folder = tempfile.mkdtemp(prefix="flowscope-artifact-")
-    return Path(client.download_artifacts(run_id, checked, folder))
+    return Path(client.download_artifacts(run_id, checked, str(folder)))

@@ -65,8 +65,11 @@ _PROBABILITY_METRICS = ("roc_auc", "log_loss")
 # Resamples are drawn in blocks of about this many cells, so memory stays in the tens of
 # megabytes whatever the number of rows.
 _BLOCK_CELLS = 2_000_000
+# A multinomial draw per distinct row costs about as much as this many uniform row draws.
+_MULTINOMIAL_COST = 16
 
-# Row weights (k resamples, n rows: how often each row was drawn) -> the metric per resample.
+# Weights (k resamples x m units: how often each unit was drawn) -> the metric per resample.
+# A unit is a row, or for label metrics one distinct (y_true, pred_a, pred_b) triple.
 Scorer = Callable[[np.ndarray], np.ndarray]
 
 
@@ -92,7 +95,7 @@ def _auc_scorer(positive: np.ndarray, score: np.ndarray) -> Scorer:
         neg_cum = np.cumsum(weights * (1.0 - is_positive), axis=1)[:, ends]
         pos_in = np.diff(pos_cum, axis=1, prepend=0.0)
         neg_in = np.diff(neg_cum, axis=1, prepend=0.0)
-        wins = (pos_in * (neg_cum - neg_in + 0.5 * neg_in)).sum(axis=1)
+        wins = (pos_in * (neg_cum - 0.5 * neg_in)).sum(axis=1)  # ties count half
         with np.errstate(divide="ignore", invalid="ignore"):
             return wins / (pos_cum[:, -1] * neg_cum[:, -1])
 
@@ -162,13 +165,15 @@ def _check_metric(metric: str) -> None:
 
 def _scorers(
     metric: str, y_true: Any, pred_a: Any, pred_b: Any, proba_a: Any, proba_b: Any, labels: Any
-) -> tuple[Scorer, Scorer, int]:
+) -> tuple[Scorer, Scorer, np.ndarray]:
+    """Scorers for both models over units, and how many rows each unit stands for."""
     if metric in REGRESSION_METRICS:
         truth = checks.numbers(y_true, "y_true")
         a, b = checks.numbers(pred_a, "pred_a"), checks.numbers(pred_b, "pred_b")
         for values, name in ((a, "pred_a"), (b, "pred_b")):
             checks.same_length(truth, values, name, "y_true")
-        return _regression_scorer(metric, truth, a), _regression_scorer(metric, truth, b), len(a)
+        ones = np.ones(len(truth), dtype=np.int64)
+        return _regression_scorer(metric, truth, a), _regression_scorer(metric, truth, b), ones
     _check_metric(metric)
     truth = checks.labels_vector(y_true, "y_true")
     a, b = checks.labels_vector(pred_a, "pred_a"), checks.labels_vector(pred_b, "pred_b")
@@ -176,18 +181,38 @@ def _scorers(
         checks.same_length(truth, values, name, "y_true")
     classes = checks.resolve_labels(labels, truth, np.concatenate([a, b]))
     codes = checks.encode(truth, classes, "y_true")
+    ones = np.ones(len(codes), dtype=np.int64)
     if metric not in _PROBABILITY_METRICS:
-        k, n = len(classes), len(codes)
-        code_a, code_b = checks.encode(a, classes, "pred_a"), checks.encode(b, classes, "pred_b")
-        return _label_scorer(metric, codes, code_a, k), _label_scorer(metric, codes, code_b, k), n
+        k = len(classes)
+        triples = np.column_stack(
+            [codes, checks.encode(a, classes, "pred_a"), checks.encode(b, classes, "pred_b")]
+        )
+        units, counts = np.unique(triples, axis=0, return_counts=True)
+        if len(units) * _MULTINOMIAL_COST > len(codes):  # many classes: rows are cheaper
+            units, counts = triples, ones
+        t, code_a, code_b = units.T
+        return _label_scorer(metric, t, code_a, k), _label_scorer(metric, t, code_b, k), counts
     if proba_a is None or proba_b is None:
         raise FlowscopeError(f"{metric} needs the probabilities of both models (proba_a, proba_b)")
     matrix_a, matrix_b = (
         checks.probabilities(proba, len(truth), classes)[0].astype(np.float64)
         for proba in (proba_a, proba_b)
     )
-    n = len(codes)
-    return _proba_scorer(metric, codes, matrix_a), _proba_scorer(metric, codes, matrix_b), n
+    return _proba_scorer(metric, codes, matrix_a), _proba_scorer(metric, codes, matrix_b), ones
+
+
+def _resample(rng: np.random.Generator, counts: np.ndarray, k: int) -> np.ndarray:
+    """How often each unit is drawn in each of ``k`` resamples of the n rows with replacement.
+
+    Rows of one unit are interchangeable, so drawing how many of each unit (a multinomial) has
+    exactly the distribution of drawing rows; either way a draw takes both models' predictions
+    of the row together, which is what pairs the bootstrap.
+    """
+    n, m = int(counts.sum()), len(counts)
+    if m < n:
+        return rng.multinomial(n, counts / n, size=k).astype(np.float64)
+    draws = rng.integers(0, n, size=(k, n)) + (np.arange(k) * n)[:, None]
+    return np.bincount(draws.ravel(), minlength=k * n).reshape(k, n).astype(np.float64)
 
 
 def paired_bootstrap(
@@ -218,19 +243,18 @@ def paired_bootstrap(
         raise FlowscopeError(f"n_resamples must be at least 1, not {n_resamples}")
     if not 0.0 < confidence < 1.0:
         raise FlowscopeError(f"confidence must be between 0 and 1, not {confidence}")
-    score_a, score_b, n = _scorers(metric, y_true, pred_a, pred_b, proba_a, proba_b, labels)
-    everything = np.ones((1, n))
+    score_a, score_b, counts = _scorers(metric, y_true, pred_a, pred_b, proba_a, proba_b, labels)
+    n = int(counts.sum())
+    everything = counts[None, :].astype(np.float64)
     value_a, value_b = float(score_a(everything)[0]), float(score_b(everything)[0])
     if np.isnan(value_a) or np.isnan(value_b):
         raise FlowscopeError(f"{metric} is undefined on these rows (y_true holds a single class?)")
     rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK_CELLS // n)
+    block = max(1, _BLOCK_CELLS // len(counts))
     differences = np.empty(n_resamples)
     for start in range(0, n_resamples, block):
-        k = min(block, n_resamples - start)
-        draws = rng.integers(0, n, size=(k, n)) + (np.arange(k) * n)[:, None]
-        weights = np.bincount(draws.ravel(), minlength=k * n).reshape(k, n).astype(np.float64)
-        differences[start : start + k] = score_a(weights) - score_b(weights)
+        weights = _resample(rng, counts, min(block, n_resamples - start))
+        differences[start : start + len(weights)] = score_a(weights) - score_b(weights)
     differences = differences[~np.isnan(differences)]
     if differences.size == 0:
         raise FlowscopeError(f"{metric} is undefined on every resample of these {n} rows")
@@ -350,7 +374,8 @@ def compare_predictions(
     interval and p-value of ``metric(a) - metric(b)`` (default accuracy, or rmse for a
     regression), McNemar's test for classifications, whether the difference is significant
     at ``alpha`` and which model is ``better`` (None when not significant). ``a`` and ``b``
-    are ``{"value": metric}``. Frames on different rows or targets raise
+    hold the metric values, repeated as ``value_a`` and ``value_b`` (the run-level functions
+    put run ids in ``a`` and ``b``). Frames on different rows or targets raise
     :class:`IncomparableError` (a :class:`FlowscopeError`) saying why."""
     if not 0.0 < alpha < 1.0:
         raise FlowscopeError(f"alpha must be between 0 and 1, not {alpha}")
@@ -389,8 +414,10 @@ def compare_predictions(
     return {
         "metric": metric,
         "direction": boot["direction"],
-        "a": {"value": boot["value_a"]},
-        "b": {"value": boot["value_b"]},
+        "a": boot["value_a"],
+        "b": boot["value_b"],
+        "value_a": boot["value_a"],
+        "value_b": boot["value_b"],
         "difference": boot["difference"],
         "ci_low": boot["ci_low"],
         "ci_high": boot["ci_high"],
@@ -436,9 +463,9 @@ def _no_predictions(run_id: str) -> str:
 
 
 def _with_runs(verdict: dict[str, Any], run_a: str, run_b: str) -> dict[str, Any]:
-    verdict["a"] = {"run_id": run_a, **verdict["a"]}
-    verdict["b"] = {"run_id": run_b, **verdict["b"]}
-    return verdict
+    # Between runs, "a" and "b" name the runs (what the compare page shows); the metric
+    # values stay in value_a and value_b.
+    return {**verdict, "a": run_a, "b": run_b}
 
 
 def significance_between(
@@ -452,24 +479,27 @@ def significance_between(
     seed: int = 0,
     strict: bool = False,
 ) -> dict[str, Any] | None:
-    """:func:`compare_predictions` on two runs' logged predictions, with ``run_id`` added to
-    ``a`` and ``b``. None when either run has no predictions or they are on different data
-    (the reason is logged); with ``strict=True`` that raises a :class:`FlowscopeError` naming
-    the reason instead, as the registry wants for its decision record."""
+    """:func:`compare_predictions` on two runs' logged predictions, with the run ids as ``a``
+    and ``b`` (values in ``value_a``, ``value_b``). None when either run has no predictions
+    or they are on different data (the reason is logged); with ``strict=True`` that raises a
+    :class:`FlowscopeError` naming the reason instead, as the registry wants for its decision
+    record. An unsupported metric or an unknown run always raises."""
+    if metric is not None:
+        _check_metric(metric)  # a bad metric is the caller's error, not a missing comparison
     frames = []
     for run_id in (run_a, run_b):
         frame = load_predictions(settings, run_id)
         if frame is None:
-            return _not_comparable(_no_predictions(run_id), strict, NotFoundError)
+            _not_comparable(_no_predictions(run_id), strict, NotFoundError)
+            return None
         frames.append(frame)
     try:
         verdict = compare_predictions(
             frames[0], frames[1], metric=metric, alpha=alpha, n_resamples=n_resamples, seed=seed
         )
     except IncomparableError as exc:
-        return _not_comparable(
-            f"runs {run_a} and {run_b}: {exc.message}", strict, IncomparableError
-        )
+        _not_comparable(f"runs {run_a} and {run_b}: {exc.message}", strict, IncomparableError)
+        return None
     return _with_runs(verdict, run_a, run_b)
 
 
@@ -477,7 +507,6 @@ def _not_comparable(reason: str, strict: bool, error: type[FlowscopeError]) -> N
     if strict:
         raise error(reason)
     logger.info("no significance test: %s", reason)
-    return None
 
 
 def significance_matrix(
@@ -493,6 +522,8 @@ def significance_matrix(
     ``{"runs", "metric", "pairs": [verdict with run ids], "skipped": [{"run_id", "reason"}]
     (runs without predictions), "incomparable": [{"a", "b", "reason"}]}``. Each pair costs one
     bootstrap, so 50 runs of 10,000 rows take minutes; no multiple-comparison correction."""
+    if metric is not None:
+        _check_metric(metric)
     runs = list(dict.fromkeys(run_ids))
     frames: dict[str, pd.DataFrame] = {}
     skipped = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import tempfile
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -11,7 +12,7 @@ from starlette.background import BackgroundTask
 
 from flowscope._output import to_csv
 from flowscope.analysis.best_view import best_view
-from flowscope.analysis.listing import RunsQuery
+from flowscope.analysis.listing import RunsQuery, task_experiment_ids
 from flowscope.analysis.run_detail import artifact_file, run_detail
 from flowscope.web import charts
 from flowscope.web.render import figure_json, page, wants_json
@@ -28,12 +29,12 @@ def export_runs(
     store = request.app.state.store
     query = RunsQuery(tab=tab, filter=filter.strip(), order=order.strip())
     query.check()
-    store.experiment(experiment_id)
+    ids = task_experiment_ids(store, store.experiment(experiment_id))
     rows: list[dict[str, object]] = []
     number = 1
     while True:
         found = store.search(
-            [experiment_id],
+            ids,
             kind=query.kind,
             filter_string=query.filter,
             order_by=[query.order] if query.order else None,
@@ -87,8 +88,11 @@ def run(request: Request, run_id: str) -> Response:
 @router.get("/runs/{run_id}/artifacts/{path:path}")
 def download(request: Request, run_id: str, path: str) -> FileResponse:
     """One artifact of the run; paths outside the run's artifacts are refused (400)."""
-    local = artifact_file(request.app.state.settings, run_id, path)
-    cleanup = BackgroundTask(
-        shutil.rmtree, local.parents[len(Path(path).parts) - 1], ignore_errors=True
-    )
+    folder = Path(tempfile.mkdtemp(prefix="flowscope-artifact-"))
+    cleanup = BackgroundTask(shutil.rmtree, folder, ignore_errors=True)
+    try:
+        local = artifact_file(request.app.state.settings, run_id, path, folder)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     return FileResponse(local, filename=local.name, background=cleanup)
