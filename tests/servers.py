@@ -20,12 +20,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class MlflowServer:
-    """``mlflow server`` on 127.0.0.1 with a SQLite store and artifacts under ``root``.
+class ServerProcess:
+    """A server subprocess on 127.0.0.1, started in its own session and waited for by
+    polling ``health_path``; ``stop`` kills it (SIGKILL) as a crash would."""
 
-    ``stop`` kills it as an outage would; ``start`` again brings it back on the same port
-    and store.
-    """
+    name = "server"
+    health_path = "/health"
 
     def __init__(self, root: Path, port: int | None = None) -> None:
         self.root = root
@@ -37,14 +37,59 @@ class MlflowServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str] | None:
+        return None
+
+    def start(self, timeout: float = 90.0) -> None:
+        log_path = self.root / f"{self.name}.log"
+        with log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                self.command(),
+                cwd=self.root,
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # so that stop() reaches its workers too
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {log_path}")
+            try:
+                with urllib.request.urlopen(f"{self.url}{self.health_path}", timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer {self.health_path} in {timeout:.0f} s")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.process = None
+
+
+class MlflowServer(ServerProcess):
+    """``mlflow server`` with a SQLite store and artifacts under ``root``; ``start`` after
+    ``stop`` brings it back on the same port and store."""
+
+    name = "mlflow-server"
+
     @property
     def backend_uri(self) -> str:
         return f"sqlite:///{self.root / 'mlflow.db'}"
 
-    def start(self, timeout: float = 90.0) -> None:
-        mlflow = Path(sys.executable).with_name("mlflow")
-        command = [
-            str(mlflow),
+    def command(self) -> list[str]:
+        return [
+            str(Path(sys.executable).with_name("mlflow")),
             "server",
             "--host",
             "127.0.0.1",
@@ -57,33 +102,33 @@ class MlflowServer:
             "--workers",
             "1",
         ]
-        log = (self.root / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            command,
-            cwd=self.root,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # so that stop() reaches the workers too
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited; see {self.root / 'server.log'}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.25)
-        self.stop()
-        raise RuntimeError(f"mlflow server did not answer /health within {timeout:.0f} s")
 
-    def stop(self) -> None:
-        """Kill the server and its workers at once (SIGKILL), as a crash would."""
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-        self.process = None
+
+class DashboardServer(ServerProcess):
+    """``flowscope ui`` on the store at ``tracking_uri``."""
+
+    name = "dashboard"
+    health_path = "/experiments.json"
+
+    def __init__(self, root: Path, tracking_uri: str, port: int | None = None) -> None:
+        super().__init__(root, port)
+        self.tracking_uri = tracking_uri
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "flowscope.cli",
+            "ui",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--tracking-uri",
+            self.tracking_uri,
+        ]
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
+        env["FLOWSCOPE_JOURNAL_DIR"] = str(self.root / "journal")
+        return env

@@ -486,6 +486,7 @@ class SqlRunStore:
         as the rows show them)."""
         import sqlalchemy as sa
         from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlParam, SqlRun, SqlTag
+        from sqlalchemy.orm import aliased
 
         from flowscope.analysis import _sql
 
@@ -498,10 +499,12 @@ class SqlRunStore:
                     ("metrics", SqlLatestMetric),
                     ("tags", SqlTag),
                 ):
+                    # An alias, or the EXISTS of a kind filter would correlate with it.
+                    table = aliased(entity)
                     stmt = (
-                        sa.select(entity.key)
+                        sa.select(table.key)
                         .distinct()
-                        .join(SqlRun, SqlRun.run_uuid == entity.run_uuid)
+                        .join(SqlRun, SqlRun.run_uuid == table.run_uuid)
                         .where(*conditions)
                     )
                     found[name] = sorted(conn.scalars(stmt))

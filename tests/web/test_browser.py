@@ -1,0 +1,165 @@
+"""The dashboard in real Chromium (Debian's, driven by Playwright): what a person clicks."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flowscope.config import Settings
+from tests.servers import DashboardServer
+from tests.web.conftest import XSS_NAME
+
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+# Chromium's own background traffic is refused on a closed network; these keep it quiet.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def dashboard(seeded: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = DashboardServer(tmp_path_factory.mktemp("dashboard-server"), seeded.tracking_uri)
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (make test installs Debian's chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser, dashboard: str) -> Iterator[object]:
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=dashboard)
+    opened = context.new_page()
+    dialogs: list[str] = []
+    opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    opened.dialogs = dialogs  # type: ignore[attr-defined]
+    try:
+        yield opened
+    finally:
+        context.close()
+
+
+def _shot(page, name: str) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def _traces(page, selector: str) -> int:
+    """How many Plotly traces are drawn in the charts under ``selector``."""
+    return int(
+        page.evaluate(
+            "(s) => [...document.querySelectorAll(s + ' .js-plotly-plot')]"
+            ".reduce((n, el) => n + (el.data ? el.data.length : 0), 0)",
+            selector,
+        )
+    )
+
+
+def test_runs_tabs_filter_sort_compare_and_best(page) -> None:
+    page.goto("/experiments")
+    page.get_by_role("link", name="wine-knn").click()
+    page.wait_for_selector("table#runs tbody tr")
+    total = page.locator("table#runs tbody tr").count()
+    assert total >= 4
+    _shot(page, "runs")
+
+    # tabs
+    page.locator("a.tab[data-tab=inference]").click()
+    page.wait_for_selector("a.tab.active[data-tab=inference]")
+    assert page.locator("table#runs tbody tr td.empty").count() == 1
+    page.locator("a.tab[data-tab=all]").click()
+    page.wait_for_selector("a.tab.active[data-tab=all]")
+
+    # filter
+    page.get_by_label("filter").fill("params.`model.weights` = 'distance'")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_load_state()
+    weights = page.locator("table#runs tbody tr").count()
+    assert 0 < weights < total
+    assert page.locator("#summary").inner_text().count(str(weights)) >= 1
+    page.get_by_label("filter").fill("")
+    page.get_by_role("button", name="Apply").click()
+    page.wait_for_load_state()
+    assert page.locator("table#runs tbody tr").count() == total
+
+    # sort by accuracy ascending through the column header
+    page.locator("a.sort[data-column='metrics.accuracy']").click()
+    page.wait_for_load_state()
+    header = page.locator("a.sort[data-column='metrics.accuracy']").inner_text()
+    assert "▲" in header or "▼" in header
+
+    # select three runs and compare them
+    boxes = page.locator("input.select-run")
+    for index in range(3):
+        boxes.nth(index).check()
+    assert page.locator("#compare-button").is_enabled()
+    page.locator("#compare-button").click()
+    page.wait_for_selector("#param-diff")
+    page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0")
+    assert _traces(page, "#compare-charts") >= 3
+    assert page.locator("#metric-table td.best").count() >= 1
+    _shot(page, "compare")
+
+    # the best run, under a constraint
+    page.goto("/experiments")
+    page.get_by_role("link", name="breast-cancer", exact=True).click()
+    page.locator("#best-link").click()
+    page.get_by_label("constraints").fill("metrics.recall_1 >= 0.9")
+    page.get_by_role("button", name="Find").click()
+    page.wait_for_selector("#winner")
+    assert "recall_1 >= 0.9" in page.locator("#winner .statement").inner_text()
+    assert page.locator("#significance").count() == 1
+    _shot(page, "best")
+
+
+def test_run_page_draws_evaluation_charts(page) -> None:
+    page.goto("/experiments")
+    page.get_by_role("link", name="breast-cancer", exact=True).click()
+    page.locator("table#runs a.run-name", has_text="xgboost").click()
+    page.wait_for_selector("#confusion-chart.js-plotly-plot")
+    assert _traces(page, "#evaluation") >= 4  # confusion (2), ROC (2), PR
+    assert _traces(page, "#history") >= 2
+    assert page.locator("#per-class tbody tr").count() == 2
+    _shot(page, "run")
+
+
+def test_hostile_run_name_is_text_and_runs_nothing(page) -> None:
+    page.goto("/experiments")
+    page.get_by_role("link", name="iris", exact=True).click()
+    page.wait_for_selector("table#runs")
+    assert page.get_by_text(XSS_NAME, exact=True).count() >= 1
+    page.get_by_text(XSS_NAME, exact=True).first.click()
+    page.wait_for_selector("#run-title")
+    assert page.locator("#params").get_by_text("<script>alert(2)</script>").count() == 1
+    assert page.dialogs == []  # type: ignore[attr-defined]
+    assert page.evaluate("document.querySelectorAll('img[src=x]').length") == 0
+    _shot(page, "hostile-names")
