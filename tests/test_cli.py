@@ -123,3 +123,13 @@ def test_sync_status_when_nothing_is_pending(workspace: Path) -> None:
     done = flowscope(workspace, "sync", "--status")
     assert done.returncode == 0
     assert "nothing pending" in done.stdout
+
+
+def test_ui_get_prints_json_and_fails_on_errors(workspace: Path) -> None:
+    done = flowscope(workspace, "ui", "--get", "/experiments.json")
+    assert done.returncode == 0, done.stderr
+    names = {e["name"] for e in json.loads(done.stdout)["experiments"]}
+    assert {"breast_cancer", "flowers"} <= names
+    missing = flowscope(workspace, "ui", "--get", "/runs/nope.json")
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["status"] == 404
