@@ -82,7 +82,7 @@ def _seed(settings: Settings, root: Path) -> Seeded:
         if i % 7:  # every seventh run has no accuracy at all
             acc = float("nan") if i % 11 == 0 else round(rng.random(), 1)  # ties
             metrics.append(Metric("acc", acc, T0 + i, 0))
-        loss = math.inf if i == 13 else rng.random()
+        loss = math.inf if i in (13, 26) else rng.random()  # MLflow stores 1.8e308
         metrics.append(Metric("loss", loss, T0 + i, 0))
         for step in range(4):
             metrics.append(Metric("val", round(rng.random(), 2), T0 + i + step, step))

@@ -250,6 +250,32 @@ def latest_metric_join(stmt: sa.Select[Any], metric: str) -> tuple[sa.Select[Any
     return stmt, joined
 
 
+def metric_stats(
+    conn: sa.Connection, conditions: Sequence[sa.ColumnElement[bool]], metric: str
+) -> tuple[int, float | None, float | None, float | None]:
+    """Count, mean, min and max of the latest non-NaN values of ``metric``."""
+    from flowscope.analysis.query import mean
+
+    stmt, joined = latest_metric_join(sa.select().select_from(SqlRun), metric)
+    stmt = stmt.where(*conditions)
+    values = joined.value
+    # sum, not avg: PostgreSQL's avg also sums squares, which overflow near 1.8e308 (where
+    # MLflow stores an infinite metric) long before the mean does.
+    totals = stmt.add_columns(
+        sa.func.count(values), sa.func.sum(values), sa.func.min(values), sa.func.max(values)
+    )
+    try:
+        count, total, low, high = conn.execute(totals).one()
+    except sa.exc.DataError:  # the sum itself overflows: add up in Python, as pandas does
+        conn.rollback()
+        found = [float(v) for v in conn.scalars(stmt.add_columns(values))]
+        count, total, low, high = len(found), None, min(found), max(found)
+        return count, mean(found), low, high
+    if not count:
+        return 0, None, None, None
+    return int(count), float(total) / int(count), float(low), float(high)
+
+
 def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]

@@ -190,12 +190,20 @@ def metric_summary(metric: str, direction: str | None, values: Sequence[float]) 
     return {
         "name": metric,
         "count": len(present),
-        "mean": math.fsum(present) / len(present) if present else None,
+        "mean": mean(present) if present else None,
         "min": low,
         "max": high,
         "best": high if direction == "max" else low,
         "direction": direction,
     }
+
+
+def mean(values: Sequence[float]) -> float:
+    """The mean, exact to the last bit where no sum overflows; infinite where one does."""
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:  # fsum refuses to overflow; pandas just returns inf
+        return sum(values) / len(values)
 
 
 def _experiment_ints(experiment_ids: Sequence[str]) -> list[int]:
@@ -356,15 +364,7 @@ class SqlRunStore:
                 by_kind = dict(conn.execute(counts.where(*conditions).group_by(kind_value)).all())
                 stats = None
                 if metric is not None:
-                    stmt, joined = _sql.latest_metric_join(sa.select().select_from(SqlRun), metric)
-                    values = joined.value
-                    stmt = stmt.add_columns(
-                        sa.func.count(values),
-                        sa.func.avg(values),
-                        sa.func.min(values),
-                        sa.func.max(values),
-                    ).where(*conditions)
-                    stats = conn.execute(stmt).one()
+                    stats = _sql.metric_stats(conn, conditions, metric)
         except _sql.Unsupported:
             return self._fallback.summary(
                 experiment_ids,
@@ -382,11 +382,8 @@ class SqlRunStore:
             count, mean, low, high = stats
             described = metric_summary(metric, direction, [])
             if count:
-                best = high if described["direction"] == "max" else low
-                described.update(
-                    count=int(count), mean=float(mean), min=float(low), max=float(high)
-                )
-                described["best"] = float(best)
+                described.update(count=count, mean=mean, min=low, max=high)
+                described["best"] = high if described["direction"] == "max" else low
             summary["metric"] = described
         return summary
 

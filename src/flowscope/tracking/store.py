@@ -34,6 +34,7 @@ from mlflow.store.tracking.rest_store import RestStore
 from mlflow.tracking import MlflowClient
 
 from flowscope.config import Settings
+from flowscope.tracking import fastpath
 
 logger = logging.getLogger(__name__)
 
@@ -217,7 +218,13 @@ class StoreAccess:
         params: Sequence[Param],
         tags: Sequence[RunTag],
     ) -> None:
-        self.store.log_batch(run_id, metrics=list(metrics), params=list(params), tags=list(tags))
+        store = self.store
+        if metrics and fastpath.supports(store):
+            fastpath.log_metrics(store, run_id, metrics)
+            if params or tags:
+                store.log_batch(run_id, metrics=[], params=list(params), tags=list(tags))
+            return
+        store.log_batch(run_id, metrics=list(metrics), params=list(params), tags=list(tags))
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
         self.store.log_inputs(run_id, datasets=list(datasets))
