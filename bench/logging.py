@@ -162,7 +162,8 @@ def open_store(name: str, root: Path) -> Iterator[Store]:
         warm_up(store, root)
         yield store
         return
-    server = MlflowServer(root / "server")
+    # `mlflow server`'s own default of 4 workers, as a team runs it.
+    server = MlflowServer(root / "server", workers=4)
     # The job runner's eight processes take ~15 s of CPU starting up, which on a small
     # machine would land on whichever mode runs first; metric logging does not use them.
     with mlflow_environment(MLFLOW_SERVER_ENABLE_JOB_EXECUTION, False):

@@ -83,6 +83,10 @@ class MlflowServer(ServerProcess):
 
     name = "mlflow-server"
 
+    def __init__(self, root: Path, port: int | None = None, workers: int = 1) -> None:
+        super().__init__(root, port)
+        self.workers = workers
+
     @property
     def backend_uri(self) -> str:
         return f"sqlite:///{self.root / 'mlflow.db'}"
@@ -100,7 +104,7 @@ class MlflowServer(ServerProcess):
             "--artifacts-destination",
             str(self.root / "mlartifacts"),
             "--workers",
-            "1",
+            str(self.workers),
         ]
 
 

@@ -333,6 +333,160 @@ def ui(
         raise typer.Exit(1)
 
 
+@app.command()
+def promote(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    policy: Annotated[Path, typer.Option(help="Promotion policy file (YAML).")],
+    version: Annotated[
+        int | None, typer.Option(help="Evaluate only this version (and the holder it may replace).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show the decisions; change and record nothing.")
+    ] = False,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for another promotion of the model to end.")
+    ] = 0.0,
+    fmt: Format = "table",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Apply a promotion policy: move the staging and production aliases, tag every version
+    with its lifecycle state, and record each decision with its reasons."""
+    from flowscope._output import render, to_json
+    from flowscope.registry import load_policy
+    from flowscope.registry import promote as promote_model
+
+    _check_format(fmt)
+    rules = load_policy(policy)
+    with _spinner(f"evaluating {model} against {policy}"):
+        result = promote_model(
+            _settings(tracking_uri), model, rules, version=version, dry_run=dry_run, wait=wait
+        )
+    if fmt == "json":
+        _print(to_json(result.as_dict()))
+        return
+    label = {"dry-run": "dry run, nothing changed", "no-op": "nothing to change"}
+    typer.echo(f"{model}: {result.plan.summary()} ({label.get(result.outcome, result.outcome)})")
+    rows = [
+        {"version": f"v{d.version}", "from": d.before, "to": d.after, "why": d.reason}
+        for d in result.plan.decisions
+    ]
+    _print(render(rows, fmt, title=f"decisions (policy sha256 {rules.digest[:12]})"))
+    if result.run_id:
+        typer.echo(f"recorded as run {result.run_id} in {model}-lifecycle by {result.actor}")
+
+
+@app.command()
+def retrain(
+    model: Annotated[str, typer.Argument(help="Registered model with a @production version.")],
+    data: Annotated[str, typer.Option(help="New data: a CSV/XLSX file or a built-in dataset.")],
+    target: Annotated[
+        str | None, typer.Option(help="Target column (default: the champion's).")
+    ] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy file (default: the one last applied to MODEL).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed for the split and the model.")] = 0,
+    wait: Annotated[
+        float, typer.Option(help="Seconds to wait for another promotion of the model to end.")
+    ] = 0.0,
+    fmt: Format = "table",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Train a challenger with the champion's model type and parameters on new data, compare
+    both on the new hold-out, and promote it if the policy says so."""
+    from flowscope._output import to_json
+    from flowscope.modeling.data import load_dataset
+    from flowscope.registry import load_policy
+    from flowscope.registry import retrain as retrain_model
+
+    _check_format(fmt)
+    rules = load_policy(policy) if policy is not None else None
+    frame, _ = load_dataset(data)
+    with _spinner(f"retraining {model} on {data}"):
+        result = retrain_model(
+            _settings(tracking_uri),
+            model,
+            frame,
+            target=target,
+            policy=rules,
+            dataset_name=data,
+            seed=seed,
+            wait=wait,
+        )
+    if fmt != "table":
+        _print(to_json(result.as_dict()))
+        return
+    shown = ", ".join(
+        f"{key}={result.metrics[key]:.4g}" for key in _HEADLINE if key in result.metrics
+    )
+    decision = result.decision
+    typer.echo(f"challenger v{result.challenger} (run {result.run_id}) on {data}: {shown}")
+    comparison = decision["comparison"]
+    if comparison and comparison.get("basis"):
+        typer.echo(f"compared with champion v{result.champion}: {comparison['basis']}")
+    verb = "promoted to" if decision["after"] in ("staging", "production") else "stays"
+    typer.echo(f"v{result.challenger} {verb} {decision['after']}: {decision['reason']}")
+
+
+report_app = typer.Typer(help="Reports as markdown or self-contained HTML.", no_args_is_help=True)
+app.add_typer(report_app, name="report")
+ReportOutput = Annotated[
+    Path | None, typer.Option("--output", "-o", help="Write to this file (default: stdout).")
+]
+
+
+def _write_report(text: str, output: Path | None) -> None:
+    if output is None:
+        _print(text)
+        return
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output}")
+
+
+@report_app.command("versions")
+def report_versions(
+    model: Annotated[str, typer.Argument(help="Registered model name.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="markdown or html.")] = "markdown",
+    output: ReportOutput = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Every version's stage, description, metrics and parameters, the comparisons, and why
+    each promotion happened."""
+    from flowscope.reports import render_versions, versions_report
+
+    if fmt not in ("markdown", "html"):
+        raise typer.BadParameter(f"{fmt!r} is not markdown or html", param_hint="--format")
+    data = versions_report(_settings(tracking_uri), model)
+    _write_report(render_versions(data, fmt), output)
+
+
+@report_app.command("deployed")
+def report_deployed(
+    ref: Annotated[str, typer.Argument(help="MODEL@ALIAS, e.g. heart-disease@production.")],
+    data: Annotated[str, typer.Option(help="Test data: a CSV/XLSX file or a built-in dataset.")],
+    target: Annotated[
+        str | None, typer.Option(help="Target column (default: the model's).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="html or markdown.")] = "html",
+    max_rows: Annotated[int, typer.Option(help="Rows timed one by one for latency.")] = 500,
+    output: ReportOutput = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Accuracy and per-sample latency of the deployed version on a test set, with the
+    latency distribution plotted."""
+    from flowscope.modeling.data import load_dataset
+    from flowscope.reports import deployed_report, render_deployed
+
+    if fmt not in ("markdown", "html"):
+        raise typer.BadParameter(f"{fmt!r} is not html or markdown", param_hint="--format")
+    frame, _ = load_dataset(data)
+    with _spinner(f"timing {ref} on {data}"):
+        report = deployed_report(
+            _settings(tracking_uri), ref, frame, target=target, max_latency_rows=max_rows
+        )
+    _write_report(render_deployed(report, fmt), output)
+
+
 def _serve(settings: Any, host: str, port: int) -> None:
     import uvicorn
 

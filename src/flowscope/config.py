@@ -115,6 +115,80 @@ class Settings(BaseSettings):
         description="Address of an MLflow UI showing the same store; run pages link to it.",
     )
 
+    # -- serving (flowscope serve) and its inference monitor ---------------------------
+    serve_max_batch_rows: int = Field(
+        1024,
+        ge=1,
+        validation_alias=_aliases("serve_max_batch_rows"),
+        description="Most rows one model call takes when concurrent requests are merged.",
+    )
+    serve_max_batch_wait_ms: float = Field(
+        2.0,
+        ge=0,
+        validation_alias=_aliases("serve_max_batch_wait_ms"),
+        description="Longest a batch waits, in milliseconds, for requests already being read.",
+    )
+    serve_max_concurrency: int = Field(
+        256,
+        ge=1,
+        validation_alias=_aliases("serve_max_concurrency"),
+        description="Prediction requests in flight at once; more get a fast 503 with Retry-After.",
+    )
+    serve_max_body_bytes: int = Field(
+        10 * 1024 * 1024,
+        ge=1,
+        validation_alias=_aliases("serve_max_body_bytes"),
+        description="Largest request body, in bytes; a larger one gets 413 before it is parsed.",
+    )
+    serve_reload_interval: float = Field(
+        10.0,
+        gt=0,
+        validation_alias=_aliases("serve_reload_interval"),
+        description="Seconds between two checks of the served alias; a moved alias is "
+        "loaded and swapped in.",
+    )
+    monitor: bool = Field(
+        True,
+        validation_alias=_aliases("monitor"),
+        description="Record every prediction and write inference runs with drift.",
+    )
+    monitor_window_seconds: float = Field(
+        60.0,
+        gt=0,
+        validation_alias=_aliases("monitor_window_seconds"),
+        description="Length of an inference window: one inference run per window.",
+    )
+    monitor_window_size: int = Field(
+        10_000,
+        ge=1,
+        validation_alias=_aliases("monitor_window_size"),
+        description="Predictions that close a window before its time is up.",
+    )
+    monitor_per_request: bool = Field(
+        False,
+        validation_alias=_aliases("monitor_per_request"),
+        description="One inference run per request instead of per window (low-traffic demos).",
+    )
+    monitor_max_buffered: int = Field(
+        1_000_000,
+        ge=1,
+        validation_alias=_aliases("monitor_max_buffered"),
+        description="Predictions held in memory waiting to be written; beyond it new ones are "
+        "counted as dropped.",
+    )
+    drift_threshold: float = Field(
+        0.2,
+        gt=0,
+        validation_alias=_aliases("drift_threshold"),
+        description="Population stability index above which a feature counts as drifted.",
+    )
+    drift_min_samples: int = Field(
+        30,
+        ge=1,
+        validation_alias=_aliases("drift_min_samples"),
+        description="Fewest predictions in a window for drift to be computed.",
+    )
+
     @field_validator("tracking_uri", "registry_uri")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:

@@ -189,3 +189,24 @@ def test_eight_processes_share_one_sqlite_store(tmp_path: Path, sqlite_uri: str)
     assert sorted(run.info.run_name for run in runs) == [f"worker-{n}" for n in range(8)]
     for run in runs:
         assert _points(client, run.info.run_id, metrics) == _expected(range(steps), metrics)
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_a_refused_point_is_set_aside_and_the_rest_delivered(tmp_path: Path) -> None:
+    server = MlflowServer(tmp_path / "server")
+    server.start()
+    settings = make_settings(tmp_path, server.url)
+    try:
+        run = flowscope.start_run("refusals", settings=settings)
+        for step in range(3000):
+            run.log_metrics({"m0": step * 1000.0}, step=step)
+            if step == 1500:  # a timestamp MLflow refuses, in the middle of the stream
+                run.log_metrics({"m0": -1.0}, step=step, timestamp=-5)
+        assert run.end(timeout=120)
+        client = MlflowClient(server.url)
+        assert _points(client, run.run_id, 1) == _expected(range(3000), 1)
+        rejected = list(settings.journal_dir.glob("*.rejected"))
+        assert len(rejected) == 1 and "-5" in rejected[0].read_text()
+    finally:
+        server.stop()

@@ -10,9 +10,10 @@ instead of being created twice.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
@@ -28,7 +29,7 @@ MAX_PARAMS = 100
 MAX_TAGS = 100
 MAX_ENTITIES = 1000
 MAX_BYTES = 900_000  # under the 1 MB request limit, leaving room for the envelope
-_LOOKAHEAD = 4 * MAX_METRICS
+_LOOKAHEAD = 8 * MAX_METRICS  # room for parallel requests
 
 BATCHABLE = {"metrics", "params", "tags"}
 
@@ -41,6 +42,20 @@ class _Item:
     value: Any  # the MLflow entity, or the record itself
     size: int
     offset: int | None  # set on the last item of a record: delivered up to here once sent
+
+
+@dataclass
+class _Batch:
+    """One ``log_batch`` request's worth of items."""
+
+    metrics: list[Metric] = field(default_factory=list)
+    params: list[Param] = field(default_factory=list)
+    tags: list[RunTag] = field(default_factory=list)
+    count: int = 0
+
+    @property
+    def metrics_only(self) -> bool:
+        return not self.params and not self.tags
 
 
 class DeliveryStalled(Exception):
@@ -62,6 +77,7 @@ class Delivery:
         self._read_pos = self.state.offset
         self._create_attempted = False
         self._single_until = -1  # after a refused batch, deliver one record at a time
+        self._parallel = 1  # requests in flight; grows while the store keeps up
 
     @property
     def run_id(self) -> str | None:
@@ -132,46 +148,90 @@ class Delivery:
             self._reject(head.value, exc)
         return self._done(1)
 
-    def _send_batch(self) -> int:
-        single = self._read_pos_of_head() <= self._single_until
-        metrics: list[Metric] = []
-        params: list[Param] = []
-        tags: list[RunTag] = []
+    def _take_batch(self, start: int, single: bool) -> _Batch:
+        """The largest request MLflow accepts from the batchable items at ``start``."""
+        batch = _Batch()
         keys: set[tuple[str, str]] = set()
-        size = count = 0
-        for item in self._items:
+        size = 0
+        for item in itertools.islice(self._items, start, None):
             if item.kind not in ("metric", "param", "tag", "noop"):
                 break
-            if count >= MAX_ENTITIES or size + item.size > MAX_BYTES:
+            if batch.count >= MAX_ENTITIES or size + item.size > MAX_BYTES:
                 break
             if item.kind == "metric":
-                if len(metrics) >= MAX_METRICS:
+                if len(batch.metrics) >= MAX_METRICS:
                     break
-                metrics.append(item.value)
+                batch.metrics.append(item.value)
             elif item.kind in ("param", "tag"):
                 key = (item.kind, item.value.key)
-                bucket: list[Any] = params if item.kind == "param" else tags
+                bucket: list[Any] = batch.params if item.kind == "param" else batch.tags
                 limit = MAX_PARAMS if item.kind == "param" else MAX_TAGS
                 if key in keys or len(bucket) >= limit:
                     break  # MLflow refuses a batch that sets the same key twice
                 keys.add(key)
                 bucket.append(item.value)
             size += item.size
-            count += 1
+            batch.count += 1
             if single and item.offset is not None:
                 break
+        return batch
+
+    def _send_batch(self) -> int:
+        single = self._read_pos_of_head() <= self._single_until
+        batches = [self._take_batch(0, single)]
+        # Metric points do not depend on each other's order (each keeps its step and time,
+        # and the latest value is the largest (step, time, value)), so a store that serves
+        # requests in parallel gets several batches at once; params and tags go one by one.
+        while not single and len(batches) < self._parallel and batches[-1].metrics_only:
+            following = self._take_batch(sum(batch.count for batch in batches), False)
+            if following.count == 0 or not following.metrics_only:
+                break
+            batches.append(following)
+        if len(batches) > 1:
+            return self._send_in_parallel(batches)
+        first = batches[0]
         try:
-            if metrics or params or tags:
-                self.access.log_batch(self.state.run_id or "", metrics, params, tags)
+            if first.metrics or first.params or first.tags:
+                self.access.log_batch(
+                    self.state.run_id or "", first.metrics, first.params, first.tags
+                )
         except Exception as exc:
             if not is_permanent(exc):
+                self._parallel = 1
                 raise
             if not single:
                 # Find the record the store refuses by sending one record at a time.
-                self._single_until = self._offset_of(count)
+                self._single_until = self._offset_of(first.count)
                 return 0
-            self._reject_items(count, exc)
-        return self._done(count)
+            self._reject_items(first.count, exc)
+        self._parallel = min(self._parallel * 2, self.access.parallel_requests)
+        return self._done(first.count)
+
+    def _send_in_parallel(self, batches: list[_Batch]) -> int:
+        """Send metric batches at once and keep what the store took up to the first failure.
+
+        After a failure, parallelism drops to one request, so that a busy or restarting
+        server is not flooded with requests that time out; it grows back while requests
+        succeed. The batches after a failure are sent again, which the store absorbs.
+        """
+        errors = self.access.log_metric_batches(
+            self.state.run_id or "", [batch.metrics for batch in batches]
+        )
+        delivered = 0
+        for batch, error in zip(batches, errors, strict=True):
+            if error is not None:
+                break
+            delivered += batch.count
+        failure = next((error for error in errors if error is not None), None)
+        if failure is not None:
+            self._parallel = 1
+            if not delivered and is_permanent(failure):
+                # Find the record the store refuses by sending one record at a time.
+                self._single_until = self._offset_of(sum(batch.count for batch in batches))
+                return 0
+            if not delivered:
+                raise failure
+        return self._done(delivered)
 
     def _deliver_record(self, record: dict[str, Any]) -> None:
         op = record["op"]

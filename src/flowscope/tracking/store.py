@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache, partial
@@ -51,6 +52,7 @@ _PERMANENT = {
 }
 
 LOCAL_ID_TAG = "flowscope.local_id"
+PARALLEL_REQUESTS = 4
 KIND_TAG = "flowscope.kind"
 PARENT_TAG = "mlflow.parentRunId"
 
@@ -225,6 +227,27 @@ class StoreAccess:
                 store.log_batch(run_id, metrics=[], params=list(params), tags=list(tags))
             return
         store.log_batch(run_id, metrics=list(metrics), params=list(params), tags=list(tags))
+
+    @property
+    def parallel_requests(self) -> int:
+        """How many ``log_batch`` requests may be in flight at once: a tracking server
+        serves them in parallel worker processes; a database store takes one at a time."""
+        return PARALLEL_REQUESTS if isinstance(self.store, RestStore) else 1
+
+    @cached_property
+    def _pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(PARALLEL_REQUESTS, thread_name_prefix="flowscope-send")
+
+    def log_metric_batches(
+        self, run_id: str, batches: Sequence[Sequence[Metric]]
+    ) -> list[BaseException | None]:
+        """Send several metric batches at once; the error of each, None where it went."""
+        store = self.store
+        futures = [
+            self._pool.submit(store.log_batch, run_id, metrics=list(batch), params=[], tags=[])
+            for batch in batches
+        ]
+        return [future.exception() for future in futures]
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:
         self.store.log_inputs(run_id, datasets=list(datasets))

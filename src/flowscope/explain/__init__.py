@@ -1,0 +1,1 @@
+"""Explanations of models (SHAP values) and fairness by group."""

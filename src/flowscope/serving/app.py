@@ -1,0 +1,229 @@
+"""The prediction service's FastAPI app: ``/predict``, ``/predict/batch``, ``/invocations``,
+``/health``, ``/model`` and ``/metrics``.
+
+Routes only read the request and shape the answer; admission, micro-batching, reloading
+and monitoring live in :class:`~flowscope.serving.service.PredictionService`.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from flowscope.config import Settings, load_settings
+from flowscope.serving import _http
+from flowscope.serving.model import ModelRef, Predicted, ServedModel, load_served_model
+from flowscope.serving.service import (
+    PredictionService,
+    error_body,
+    json_body,
+    parse_maybe_in_thread,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def create_serving_app(
+    settings: Settings | None = None,
+    model_ref: str | ModelRef = "",
+    *,
+    model: ServedModel | None = None,
+    monitor: bool | None = None,
+) -> FastAPI:
+    """The prediction service for ``model_ref`` (``MODEL@ALIAS`` or ``MODEL/VERSION``).
+
+    The model is loaded here, so a wrong name or alias fails before anything listens;
+    ``monitor`` (default: the ``monitor`` setting) turns inference runs on or off.
+
+    >>> app = create_serving_app(settings, "churn@champion")     # doctest: +SKIP
+    >>> uvicorn.run(app, port=8080)
+    """
+    settings = settings or load_settings()
+    ref = model_ref if isinstance(model_ref, ModelRef) else ModelRef.parse(model_ref)
+    loaded = model or load_served_model(settings, ref)
+    service = PredictionService(
+        settings, ref, loaded, monitor=settings.monitor if monitor is None else monitor
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await service.start()
+        try:
+            yield
+        finally:
+            await service.stop()
+
+    app = FastAPI(
+        title=f"flowscope serve {ref}", lifespan=lifespan, docs_url="/docs", redoc_url=None
+    )
+    app.state.service = service
+    limit = settings.serve_max_body_bytes
+
+    async def records(request: Request, model: ServedModel) -> tuple[dict, Any]:
+        _http.check_content_type(request, _http.JSON_TYPES)
+        body = await _http.read_body(request, limit)
+        payload = await parse_maybe_in_thread(body, _http.parse_json)
+        return _http.records_of(payload, model.schema), None
+
+    async def mlflow_inputs(request: Request, model: ServedModel) -> tuple[dict, Any]:
+        kind = _http.check_content_type(request, ("application/json", "text/csv"))
+        body = await _http.read_body(request, limit)
+        if kind == "text/csv":
+            frame = await parse_maybe_in_thread(body, _http.read_csv)
+            return model.schema.checked_frame(frame), None
+        payload = await parse_maybe_in_thread(body, _http.parse_json)
+        return _http.mlflow_inputs_of(payload, model.schema), None
+
+    async def upload(request: Request, model: ServedModel) -> tuple[dict, Any]:
+        kind = _http.check_content_type(request, _http.CSV_TYPES)
+        _, options = _http.media_type(request)
+        body = await _http.read_body(request, limit)
+        data, filename = _http.csv_upload(body, kind, options)
+        frame = await parse_maybe_in_thread(data, _http.read_csv)
+        name = _http.clean_filename(filename or request.query_params.get("filename"))
+        return model.schema.checked_frame(frame), (name, _wants_csv(request), frame)
+
+    @app.post("/predict")
+    async def predict(request: Request) -> Response:
+        """One record (a JSON object) or a list of records; each answer has the prediction,
+        class name, confidence and class probabilities."""
+        return await service.handle(request, "predict", records, _answer)  # type: ignore[no-any-return]
+
+    @app.post("/predict/batch")
+    async def predict_batch(request: Request) -> Response:
+        """A CSV file (``text/csv`` body or multipart field ``file``), answered as CSV when
+        ``Accept: text/csv``, else as JSON; logged as one batch inference run."""
+        return await service.handle(  # type: ignore[no-any-return]
+            request, "predict_batch", upload, _batch_answer, batch=True
+        )
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> Response:
+        """MLflow's scoring protocol: ``dataframe_split``, ``dataframe_records``,
+        ``instances`` or ``inputs`` (or CSV), answered as ``{"predictions": [...]}``."""
+        return await service.handle(request, "invocations", mlflow_inputs, _mlflow_answer)  # type: ignore[no-any-return]
+
+    @app.get("/health")
+    def health() -> Response:
+        model = service.holder.current
+        return json_body({"ok": True, "model": model.name, "version": model.version})
+
+    @app.get("/model")
+    def model_info() -> Response:
+        return json_body({"ok": True, "ref": str(ref), **service.holder.current.describe()})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        current = service.holder.current
+        text = service.metrics.render(
+            model=current.name,
+            version=current.version,
+            in_flight=service.in_flight,
+            monitor=service.monitor.stats() if service.monitor is not None else {},
+        )
+        return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    @app.exception_handler(StarletteHTTPException)
+    def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        message = exc.detail if isinstance(exc.detail, str) else "request failed"
+        if exc.status_code == 404:
+            message = f"no endpoint at {request.url.path[:100]}"
+        return error_body(exc.status_code, message)
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        return error_body(400, "invalid request")
+
+    @app.exception_handler(Exception)
+    def unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("flowscope serve: unexpected error on %s", request.url.path)
+        return error_body(500, "internal error; the server log has the details")
+
+    return app
+
+
+def _answer(
+    model: ServedModel, predicted: Predicted, request_id: str, latency: float, _: Any
+) -> Response:
+    return json_body(
+        {
+            "ok": True,
+            "model": model.name,
+            "version": model.version,
+            "request_id": request_id,
+            "latency_ms": round(latency * 1000, 3),
+            "predictions": _rows(model, predicted),
+        },
+        headers=_version_headers(model),
+    )
+
+
+def _rows(model: ServedModel, predicted: Predicted) -> list[dict[str, Any]]:
+    if predicted.probabilities is None or predicted.confidence is None:
+        return [
+            {"prediction": value, "class_name": None, "confidence": None, "probabilities": None}
+            for value in predicted.labels
+        ]
+    names = model.class_names
+    return [
+        {
+            "prediction": label,
+            "class_name": str(label),
+            "confidence": confidence,
+            "probabilities": dict(zip(names, probabilities, strict=True)),
+        }
+        for label, confidence, probabilities in zip(
+            predicted.labels,
+            predicted.confidence.tolist(),
+            predicted.probabilities.tolist(),
+            strict=True,
+        )
+    ]
+
+
+def _mlflow_answer(
+    model: ServedModel, predicted: Predicted, request_id: str, latency: float, _: Any
+) -> Response:
+    return json_body({"predictions": predicted.labels}, headers=_version_headers(model))
+
+
+def _batch_answer(
+    model: ServedModel, predicted: Predicted, request_id: str, latency: float, extra: Any
+) -> Response:
+    filename, as_csv, table = extra
+    if not as_csv:
+        return _answer(model, predicted, request_id, latency, None)
+    table = table.copy()
+    table["prediction"] = predicted.labels
+    if predicted.probabilities is not None:
+        table["confidence"] = predicted.confidence
+        for index, name in enumerate(model.class_names):
+            table[f"proba_{name}"] = predicted.probabilities[:, index]
+    buffer = io.StringIO()
+    table.to_csv(buffer, index=False)
+    headers = {
+        **_version_headers(model),
+        "Content-Disposition": f'attachment; filename="predictions-{filename}"',
+    }
+    return Response(buffer.getvalue(), media_type="text/csv", headers=headers)
+
+
+def _version_headers(model: ServedModel) -> dict[str, str]:
+    return {"X-Model-Name": model.name, "X-Model-Version": model.version}
+
+
+def _wants_csv(request: Request) -> bool:
+    accept = request.headers.get("accept", "").lower()
+    if "text/csv" not in accept:
+        return False
+    return "application/json" not in accept or accept.index("text/csv") < accept.index(
+        "application/json"
+    )

@@ -1,0 +1,212 @@
+"""The served model: which registered version, loaded safely, with what it needs to answer.
+
+``MODEL@ALIAS`` follows an alias (and is reloaded when the alias moves); ``MODEL/VERSION``
+pins a version. Loading goes through :func:`flowscope.tracking.models.load_model`, which
+re-checks the skops allow-list, and reads the training run's dataset profile, the
+reference the inference monitor measures drift against.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.serving.schema import InputSchema
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from flowscope.config import Settings
+
+_REF = re.compile(r"^(?P<name>[^@/]+?)(?:@(?P<alias>[\w\-]+)|/(?P<version>\d+))$")
+PROFILE_ARTIFACT = "dataset/profile.json"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registered model named by alias (``churn@champion``) or version (``churn/3``)."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ModelRef:
+        """Read ``MODEL@ALIAS`` or ``MODEL/VERSION``; anything else is a clear error."""
+        match = _REF.match(text.strip()) if isinstance(text, str) else None
+        if match is None:
+            raise FlowscopeError(
+                f"{text!r} names no model version; use MODEL@ALIAS (churn@champion) or "
+                "MODEL/VERSION (churn/3)"
+            )
+        return cls(match["name"], match["alias"], match["version"])
+
+    def __str__(self) -> str:
+        return f"{self.name}@{self.alias}" if self.alias else f"{self.name}/{self.version}"
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self}"
+
+
+@dataclass
+class Predicted:
+    """A model's answer for some rows: labels, and for classifiers the class probabilities."""
+
+    labels: list[Any]
+    probabilities: np.ndarray | None = None
+    confidence: np.ndarray | None = None
+
+
+@dataclass
+class ServedModel:
+    """One loaded model version and what serving and monitoring need to know about it."""
+
+    name: str
+    version: str
+    alias: str | None
+    run_id: str | None
+    task: str
+    pipeline: Any
+    schema: InputSchema
+    signature: dict[str, Any]
+    classes: list[Any] | None
+    profile: dict[str, Any] | None = None
+    loaded_at: float = field(default_factory=time.time)
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(label) for label in self.classes or []]
+
+    def predict(self, frame: pd.DataFrame) -> Predicted:
+        """Labels (the class with the highest probability) and probabilities for ``frame``;
+        one model call, as ``predict`` would take the same arg-max again."""
+        import numpy as np
+
+        if self.classes is None:
+            values = np.asarray(self.pipeline.predict(frame))
+            return Predicted(labels=values.tolist())
+        probabilities = np.asarray(self.pipeline.predict_proba(frame), dtype=np.float64)
+        best = probabilities.argmax(axis=1)
+        labels = [self.classes[index] for index in best.tolist()]
+        confidence = probabilities[np.arange(len(best)), best]
+        return Predicted(labels=labels, probabilities=probabilities, confidence=confidence)
+
+    def describe(self) -> dict[str, Any]:
+        """What ``GET /model`` answers."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "run_id": self.run_id,
+            "task": self.task,
+            "problem": "classification" if self.classes is not None else "regression",
+            "classes": self.classes,
+            "signature": self.signature,
+            "loaded_at": self.loaded_at,
+        }
+
+
+def client_for(settings: Settings) -> MlflowClient:
+    from mlflow import MlflowClient
+
+    return MlflowClient(settings.tracking_uri, settings.registry_uri)
+
+
+def resolve_version(client: MlflowClient, ref: ModelRef) -> str:
+    """The version ``ref`` names now; an unknown model, alias or version is a 404."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        if ref.alias:
+            return str(client.get_model_version_by_alias(ref.name, ref.alias).version)
+        return str(client.get_model_version(ref.name, str(ref.version)).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"):
+            raise NotFoundError(f"no model version {ref} in the registry") from None
+        raise
+
+
+def load_served_model(settings: Settings, ref: ModelRef, version: str | None = None) -> ServedModel:
+    """Download and load ``ref`` (at ``version`` when given) with its signature, classes,
+    training task and drift reference."""
+    from mlflow.models import Model
+
+    from flowscope.tracking.models import load_model
+
+    client = client_for(settings)
+    version = version or resolve_version(client, ref)
+    model_version = client.get_model_version(ref.name, version)
+    folder = Path(tempfile.mkdtemp(prefix="flowscope-serve-"))
+    try:
+        local = _download(settings, client, ref.name, version, folder)
+        pipeline = load_model(local)
+        signature = Model.load(str(local)).signature
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    if signature is None:
+        raise FlowscopeError(f"model {ref.name} version {version} has no signature to check input")
+    classes = getattr(pipeline, "classes_", None)
+    run_id = model_version.run_id
+    return ServedModel(
+        name=ref.name,
+        version=version,
+        alias=ref.alias,
+        run_id=run_id,
+        task=training_task(settings, client, run_id, ref.name),
+        pipeline=pipeline,
+        schema=InputSchema.from_signature(signature),
+        signature=signature.to_dict(),
+        classes=None if classes is None else list(_plain(classes)),
+        profile=_profile(client, run_id),
+    )
+
+
+def _download(
+    settings: Settings, client: MlflowClient, name: str, version: str, folder: Path
+) -> Path:
+    import mlflow.artifacts
+
+    uri = client.get_model_version_download_uri(name, version)
+    local = mlflow.artifacts.download_artifacts(
+        artifact_uri=uri, dst_path=str(folder), tracking_uri=settings.tracking_uri
+    )
+    return Path(local)
+
+
+def training_task(settings: Settings, client: MlflowClient, run_id: str | None, name: str) -> str:
+    """The task the model was trained for: its source run's experiment, read back through
+    the ``experiments`` setting when that maps a task to another experiment name."""
+    if not run_id:
+        return name
+    experiment = client.get_experiment(client.get_run(run_id).info.experiment_id).name
+    for task, mapped in settings.experiments.items():
+        if mapped == experiment:
+            return task
+    return str(experiment)
+
+
+def _profile(client: MlflowClient, run_id: str | None) -> dict[str, Any] | None:
+    """The training dataset's profile; None when the run logged none (no drift then)."""
+    if not run_id:
+        return None
+    with tempfile.TemporaryDirectory(prefix="flowscope-profile-") as folder:
+        try:
+            local = client.download_artifacts(run_id, PROFILE_ARTIFACT, folder)
+            data: dict[str, Any] = json.loads(Path(local).read_text())
+            return data
+        except Exception:  # a plain MLflow model: served, without a drift reference
+            return None
+
+
+def _plain(values: Any) -> list[Any]:
+    return values.tolist() if hasattr(values, "tolist") else list(values)

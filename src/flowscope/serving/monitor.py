@@ -1,0 +1,278 @@
+"""The inference monitor: every prediction kept, written as inference runs off the request
+path.
+
+The request path only appends an :class:`~.summary.Observation` to an in-memory window (a
+lock and a list append). A background thread closes the window when its time is up or it
+holds ``monitor_window_size`` predictions, and writes one inference run per model version
+in it to ``<task>-inference``; a batch upload gets a run of its own. Runs go through
+flowscope's journal, so once a window is written a store outage loses none of it: the
+journal's writers deliver when the store is back, or ``flowscope sync`` does later.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from flowscope.serving.summary import Observation, predictions_table, window_metrics
+
+if TYPE_CHECKING:
+    from flowscope.config import Settings
+    from flowscope.serving.model import ServedModel
+    from flowscope.tracking.run import Run
+
+logger = logging.getLogger(__name__)
+
+MODEL_TAG = "flowscope.model_name"
+VERSION_TAG = "flowscope.model_version"
+TYPE_TAG = "flowscope.prediction_type"
+_END_WAIT = 2.0  # seconds a written run waits for delivery before the monitor moves on
+
+
+@dataclass
+class _Group:
+    """The predictions of one model version in the open window."""
+
+    model: ServedModel
+    observations: list[Observation] = field(default_factory=list)
+    errors: int = 0
+
+
+@dataclass
+class _Job:
+    groups: list[_Group]
+    start: float
+    end: float
+    kind: str = "single"
+    filename: str | None = None
+
+
+class InferenceMonitor:
+    """Buffers predictions and writes inference runs in a background thread.
+
+    >>> monitor = InferenceMonitor(settings)          # doctest: +SKIP
+    >>> monitor.observe(model, observation)           # on the request path: an append
+    >>> monitor.close()                               # writes what is left
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        # Inference runs must not hold up the monitor: no environment capture, no journal
+        # recovery per run, no wait for the run to be created (the writer creates it).
+        self._run_settings = settings.model_copy(
+            update={"autolog": False, "sync_on_start": False, "start_timeout": 0.0}
+        )
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._groups: dict[str, _Group] = {}
+        self._rows = 0
+        self._jobs: list[_Job] = []
+        self._window_start = time.time()
+        self._buffered = 0
+        self._closing = False
+        self._runs: list[Run] = []
+        self.dropped = 0
+        self.written = 0
+        self.failed = 0
+        self._thread = threading.Thread(target=self._loop, name="flowscope-monitor", daemon=True)
+        self._thread.start()
+
+    # -- the request path --------------------------------------------------------------
+
+    def observe(self, model: ServedModel, observation: Observation) -> None:
+        """Record one answered request; a window or per-request run is written later."""
+        rows = observation.rows
+        with self._lock:
+            if self._buffered + rows > self.settings.monitor_max_buffered or self._closing:
+                self.dropped += rows
+                return
+            self._buffered += rows
+            if self.settings.monitor_per_request:
+                now = time.time()
+                group = _Group(model, [observation])
+                self._jobs.append(_Job([group], observation.timestamp, now))
+                self._wake.set()
+                return
+            group = self._groups.get(model.version)
+            if group is None:
+                group = self._groups[model.version] = _Group(model)
+            group.observations.append(observation)
+            self._rows += rows
+            if self._rows >= self.settings.monitor_window_size:
+                self._close_window()
+
+    def observe_error(self, model: ServedModel) -> None:
+        """Count a refused or failed request in the open window."""
+        with self._lock:
+            group = self._groups.get(model.version)
+            if group is None:
+                group = self._groups[model.version] = _Group(model)
+            group.errors += 1
+
+    def observe_batch(self, model: ServedModel, observation: Observation, filename: str) -> None:
+        """Record a batch upload: it gets an inference run of its own."""
+        with self._lock:
+            self._buffered += observation.rows
+            group = _Group(model, [observation])
+            self._jobs.append(_Job([group], observation.timestamp, time.time(), "batch", filename))
+        self._wake.set()
+
+    # -- the writer thread -------------------------------------------------------------
+
+    def _close_window(self) -> None:
+        """Hand the open window to the writer (the lock is held)."""
+        now = time.time()
+        groups = [g for g in self._groups.values() if g.observations or g.errors]
+        if groups:
+            self._jobs.append(_Job(groups, self._window_start, now))
+        self._groups = {}
+        self._rows = 0
+        self._window_start = now
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while True:
+            deadline = self._window_start + self.settings.monitor_window_seconds
+            self._wake.wait(max(deadline - time.time(), 0.0))
+            self._wake.clear()
+            with self._lock:
+                if time.time() >= deadline or self._closing:
+                    self._close_window()
+                jobs, self._jobs = self._jobs, []
+                closing = self._closing
+            for job in jobs:
+                self._write(job)
+            if closing:
+                return
+
+    def _write(self, job: _Job) -> None:
+        for group in job.groups:
+            rows = sum(o.rows for o in group.observations)
+            try:
+                self._runs.append(write_inference_run(self._run_settings, group, job))
+                self.written += 1
+            except Exception:  # a monitor must never take the service down
+                self.failed += 1
+                logger.exception("flowscope: could not write an inference run")
+            finally:
+                with self._lock:
+                    self._buffered -= rows
+        self._runs = [run for run in self._runs if not run.end()]
+
+    # -- ending ------------------------------------------------------------------------
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Write what is buffered and wait, at most ``timeout`` seconds (``flush_timeout``),
+        until every inference run is delivered; False when some are left to the journal."""
+        with self._lock:
+            self._closing = True
+        self._wake.set()
+        wait = self.settings.flush_timeout if timeout is None else timeout
+        deadline = time.monotonic() + wait
+        self._thread.join(max(wait, 1.0))
+        while self._runs and time.monotonic() < deadline:
+            self._runs = [run for run in self._runs if not run.end()]
+            time.sleep(0.05)
+        return not self._runs
+
+    def stats(self) -> dict[str, float]:
+        """Counters for ``/metrics``."""
+        return {
+            "buffered_predictions": self._buffered,
+            "dropped_predictions": self.dropped,
+            "runs_written": self.written,
+            "runs_failed": self.failed,
+            "runs_undelivered": len(self._runs),
+        }
+
+
+def log_predictions(
+    settings: Settings,
+    model: ServedModel,
+    observations: list[Observation],
+    *,
+    kind: str = "batch",
+    filename: str | None = None,
+) -> Run:
+    """Log ``observations`` of ``model`` as one inference run now (what ``flowscope
+    predict`` does), waiting up to ``flush_timeout`` for its delivery."""
+    start = min((o.timestamp for o in observations), default=time.time())
+    job = _Job([], start, time.time(), kind, filename)
+    return write_inference_run(
+        settings, _Group(model, observations), job, end_wait=settings.flush_timeout
+    )
+
+
+def write_inference_run(
+    settings: Settings, group: _Group, job: _Job, *, end_wait: float = _END_WAIT
+) -> Run:
+    """Write one inference run for ``group`` (a model version's predictions in a window
+    or batch); returns the ended run, whose delivery may still be under way."""
+    from flowscope.tracking.run import start_run
+
+    model = group.model
+    table = predictions_table(model, group.observations) if group.observations else None
+    started = _iso(job.start)
+    params: dict[str, Any] = {
+        "model_name": model.name,
+        "model_version": model.version,
+        "model_alias": model.alias or "",
+        "window_start": started,
+        "window_end": _iso(job.end),
+        "prediction_type": job.kind,
+    }
+    if job.filename is not None:
+        params["input_file"] = job.filename
+    tags = {
+        MODEL_TAG: model.name,
+        VERSION_TAG: model.version,
+        TYPE_TAG: job.kind,
+        "flowscope.model_alias": model.alias or "",
+        "flowscope.source_run": model.run_id or "",
+    }
+    run_name = f"{model.name}-v{model.version}-{job.kind}-{started.replace(':', '')}"
+    run = start_run(
+        model.task, run_name, kind="inference", params=params, tags=tags, settings=settings
+    )
+    try:
+        if table is not None:
+            metrics, scores = window_metrics(
+                model,
+                group.observations,
+                table,
+                errors=group.errors,
+                drift_threshold=settings.drift_threshold,
+                drift_min_samples=settings.drift_min_samples,
+            )
+            run.log_metrics(metrics, timestamp=int(job.end * 1000))
+            run.log_table(table, "predictions/predictions.parquet")
+            if job.kind == "batch":
+                run.log_table(table, "predictions/predictions.csv")
+            if scores:
+                run.log_dict(_drift_report(model, scores, settings), "drift/drift.json")
+        else:
+            run.log_metrics({"samples": 0.0, "requests": 0.0, "errors": float(group.errors)})
+    except BaseException as exc:
+        run.log_error(exc)
+        run.end("FAILED", timeout=0.0)
+        raise
+    run.end(timeout=min(settings.flush_timeout, end_wait))
+    return run
+
+
+def _drift_report(model: ServedModel, scores: dict[str, float], settings: Settings) -> dict:
+    threshold = settings.drift_threshold
+    return {
+        "threshold": threshold,
+        "reference_run": model.run_id,
+        "features": {name: {"psi": value, "drifted": value > threshold} for name, value in
+                     sorted(scores.items(), key=lambda item: -item[1])},
+    }
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="milliseconds")

@@ -1,0 +1,64 @@
+"""Running the prediction service under uvicorn, in one process or several.
+
+With several workers uvicorn starts each process from an import string, so the parent
+hands the model reference and its settings to them once, at start-up, in one environment
+variable that :func:`app_from_environment` reads back.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+from flowscope.serving.model import ModelRef, client_for, resolve_version
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from flowscope.config import Settings
+
+_HANDOVER = "_FLOWSCOPE_SERVE_HANDOVER"
+
+
+def check_model(settings: Settings, model_ref: str) -> tuple[ModelRef, str]:
+    """The parsed reference and the version it names now; a bad one fails here, before
+    any process starts."""
+    ref = ModelRef.parse(model_ref)
+    return ref, resolve_version(client_for(settings), ref)
+
+
+def run_server(
+    settings: Settings, model_ref: str, *, host: str, port: int, workers: int = 1
+) -> None:
+    """Serve ``model_ref`` on ``host:port`` until interrupted."""
+    import uvicorn
+
+    from flowscope.serving.app import create_serving_app
+
+    if workers <= 1:
+        app = create_serving_app(settings, model_ref)
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+        return
+    check_model(settings, model_ref)
+    os.environ[_HANDOVER] = json.dumps(
+        {"model": model_ref, "settings": settings.model_dump(mode="json")}
+    )
+    uvicorn.run(
+        "flowscope.serving.server:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """The app of one worker process, from what :func:`run_server` handed over."""
+    from flowscope.config import load_settings
+    from flowscope.serving.app import create_serving_app
+
+    handover = json.loads(os.environ[_HANDOVER])
+    return create_serving_app(load_settings(**handover["settings"]), handover["model"])

@@ -1,0 +1,182 @@
+"""The prediction service behind the routes: admission, micro-batched prediction, answers,
+metrics and monitoring, with one path every prediction endpoint shares."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from starlette.responses import Response
+
+from flowscope.errors import FlowscopeError
+from flowscope.serving._http import request_id_of
+from flowscope.serving.batching import MicroBatcher
+from flowscope.serving.metrics import ServiceMetrics
+from flowscope.serving.reload import AliasWatcher, ModelHolder
+from flowscope.serving.summary import Observation
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+
+    from flowscope.config import Settings
+    from flowscope.serving.model import ModelRef, Predicted, ServedModel
+    from flowscope.serving.monitor import InferenceMonitor
+
+logger = logging.getLogger(__name__)
+
+# Parsing a body this large would hold up the event loop; it is parsed in a thread.
+_PARSE_IN_THREAD = 256 * 1024
+
+Parse = Callable[["Request", "ServedModel"], Awaitable[tuple[dict[str, list[Any]], Any]]]
+Answer = Callable[["ServedModel", "Predicted", str, float, Any], Response]
+
+
+def json_body(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """JSON without NaN (as null) and with NumPy scalars as plain numbers."""
+    text = json.dumps(data, default=_plain, allow_nan=False, separators=(",", ":"))
+    return Response(text, status_code=status, media_type="application/json", headers=headers)
+
+
+def error_body(status: int, message: str, request_id: str | None = None) -> Response:
+    """The one error shape: ``{"ok": false, "error", "status"}`` (and the request id)."""
+    data: dict[str, Any] = {"ok": False, "error": message, "status": status}
+    headers = {}
+    if request_id:
+        data["request_id"] = request_id
+        headers["X-Request-ID"] = request_id
+    if status == 503:
+        headers["Retry-After"] = "1"
+    return json_body(data, status, headers)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+class PredictionService:
+    """Holds the model, the batcher, the metrics and the monitor of one serving process."""
+
+    def __init__(self, settings: Settings, ref: ModelRef, model: ServedModel, *, monitor: bool):
+        self.settings = settings
+        self.ref = ref
+        self.holder = ModelHolder(model)
+        self.metrics = ServiceMetrics()
+        self.monitoring = monitor
+        self.monitor: InferenceMonitor | None = None
+        self.batcher: MicroBatcher | None = None
+        self.watcher: AliasWatcher | None = None
+        self.in_flight = 0
+
+    async def start(self) -> None:
+        from flowscope.serving.monitor import InferenceMonitor
+
+        self.batcher = MicroBatcher(
+            max_rows=self.settings.serve_max_batch_rows,
+            max_wait=self.settings.serve_max_batch_wait_ms / 1000,
+            metrics=self.metrics,
+        )
+        self.batcher.start()
+        if self.monitoring:
+            self.monitor = InferenceMonitor(self.settings)
+        self.watcher = AliasWatcher(self.settings, self.ref, self.holder, on_swap=self._swapped)
+        self.watcher.start()
+
+    async def stop(self) -> None:
+        if self.watcher is not None:
+            await self.watcher.stop()
+        if self.batcher is not None:
+            await self.batcher.stop()
+        if self.monitor is not None:
+            monitor = self.monitor
+            self.monitor = None
+            await asyncio.to_thread(monitor.close)
+
+    def _swapped(self, old: ServedModel, new: ServedModel) -> None:
+        self.metrics.reloads += 1
+
+    async def handle(
+        self, request: Request, endpoint: str, parse: Parse, answer: Answer, *, batch: bool = False
+    ) -> Any:
+        """Admit, parse, predict, answer and record one request; every failure becomes an
+        error response with its status, and the service goes on.
+
+        Requests are micro-batched; a ``batch`` upload (``extra`` is then its file name)
+        is predicted on its own in a thread and gets an inference run of its own."""
+        started = time.perf_counter()
+        arrived = time.time()
+        request_id = request_id_of(request) or uuid.uuid4().hex
+        if self.in_flight >= self.settings.serve_max_concurrency or self.batcher is None:
+            self.metrics.rejected_busy += 1
+            self.metrics.request(endpoint, 503, 0.0)
+            return error_body(503, "the service is at its concurrency limit; retry", request_id)
+        self.in_flight += 1
+        self.batcher.arriving += 1
+        queued = False
+        model = self.holder.current
+        status = 200
+        try:
+            columns, extra = await parse(request, model)
+            rows = len(next(iter(columns.values()))) if columns else 0
+            self.batcher.arriving -= 1
+            queued = True
+            if batch:
+                predicted = await asyncio.to_thread(_predict_table, model, columns)
+            else:
+                predicted = await self.batcher.predict(model, columns, rows)
+            latency = time.perf_counter() - started
+            response = answer(model, predicted, request_id, latency, extra)
+            observation = Observation(
+                request_id, arrived, latency, columns, predicted.labels, predicted.probabilities
+            )
+            self.record(model, observation, batch=extra[0] if batch else None)
+        except FlowscopeError as exc:
+            status = exc.status
+            response = error_body(status, exc.message, request_id)
+            if self.monitor is not None:
+                self.monitor.observe_error(model)
+        except Exception:
+            status = 500
+            logger.exception("flowscope serve: prediction failed (request %s)", request_id)
+            response = error_body(500, "prediction failed; the server log has the details",
+                                  request_id)
+            if self.monitor is not None:
+                self.monitor.observe_error(model)
+        finally:
+            if not queued:
+                self.batcher.arriving -= 1
+            self.in_flight -= 1
+        self.metrics.request(endpoint, status, time.perf_counter() - started)
+        response.headers["X-Request-ID"] = request_id
+        return response
+
+    def record(self, model: ServedModel, observation: Observation, batch: str | None = None):
+        self.metrics.predicted(model.version, observation.labels)
+        if self.monitor is None:
+            return
+        if batch is not None:
+            self.monitor.observe_batch(model, observation, batch)
+        else:
+            self.monitor.observe(model, observation)
+
+
+
+def _predict_table(model: ServedModel, columns: dict[str, list[Any]]) -> Predicted:
+    from flowscope.serving.schema import to_frame
+
+    return model.predict(to_frame(model.schema, columns))
+
+
+async def parse_maybe_in_thread(body: bytes, function: Callable[[bytes], Any]) -> Any:
+    """Run ``function(body)`` inline for small bodies and in a thread for large ones."""
+    if len(body) > _PARSE_IN_THREAD:
+        return await asyncio.to_thread(function, body)
+    return function(body)
