@@ -29,12 +29,21 @@ from __future__ import annotations
 import itertools
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from flowscope.analysis._scorers import (
+    BLOCK_CELLS,
+    CLASSIFICATION_METRICS,
+    PROBABILITY_METRICS,
+    REGRESSION_METRICS,
+    check_metric,
+    resample,
+    scorers,
+)
 from flowscope.analysis.best import default_direction
 from flowscope.errors import FlowscopeError, NotFoundError
 from flowscope.tracking import _evaluation_checks as checks
@@ -59,160 +68,10 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 PREDICTIONS_ARTIFACT = "evaluation/predictions.parquet"
-CLASSIFICATION_METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
-REGRESSION_METRICS = ("rmse", "mae", "r2")
-_PROBABILITY_METRICS = ("roc_auc", "log_loss")
-# Resamples are drawn in blocks of about this many cells, so memory stays in the tens of
-# megabytes whatever the number of rows.
-_BLOCK_CELLS = 2_000_000
-# A multinomial draw per distinct row costs about as much as this many uniform row draws.
-_MULTINOMIAL_COST = 16
-
-# Weights (k resamples x m units: how often each unit was drawn) -> the metric per resample.
-# A unit is a row, or for label metrics one distinct (y_true, pred_a, pred_b) triple.
-Scorer = Callable[[np.ndarray], np.ndarray]
 
 
 class IncomparableError(FlowscopeError):
     """Two predictions frames that cannot be compared: different rows, targets or problems."""
-
-
-def _weighted_mean(values: np.ndarray) -> Scorer:
-    return lambda weights: weights @ values / weights.sum(axis=1)
-
-
-def _auc_scorer(positive: np.ndarray, score: np.ndarray) -> Scorer:
-    """ROC AUC as the Mann-Whitney statistic over weighted rows, ties counting half (which is
-    what scikit-learn's trapezoids give): sorted once, then cumulative sums per resample."""
-    order = np.argsort(score, kind="stable")
-    ordered = score[order]
-    is_positive = positive[order].astype(np.float64)
-    ends = np.flatnonzero(np.append(ordered[1:] != ordered[:-1], True))
-
-    def auc(weights: np.ndarray) -> np.ndarray:
-        weights = weights[:, order]
-        pos_cum = np.cumsum(weights * is_positive, axis=1)[:, ends]
-        neg_cum = np.cumsum(weights * (1.0 - is_positive), axis=1)[:, ends]
-        pos_in = np.diff(pos_cum, axis=1, prepend=0.0)
-        neg_in = np.diff(neg_cum, axis=1, prepend=0.0)
-        wins = (pos_in * (neg_cum - 0.5 * neg_in)).sum(axis=1)  # ties count half
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return wins / (pos_cum[:, -1] * neg_cum[:, -1])
-
-    return auc
-
-
-def _label_scorer(metric: str, truth: np.ndarray, predicted: np.ndarray, k: int) -> Scorer:
-    hit = truth == predicted
-    if metric == "accuracy":
-        return _weighted_mean(hit.astype(np.float64))
-    eye = np.eye(k)
-    true_onehot, pred_onehot = eye[truth], eye[predicted]
-    stats = np.hstack([true_onehot * hit[:, None], pred_onehot, true_onehot])
-
-    def macro(weights: np.ndarray) -> np.ndarray:
-        tp, n_pred, n_true = np.split(weights @ stats, 3, axis=1)
-        numerator, denominator = {
-            "precision": (tp, n_pred),
-            "recall": (tp, n_true),
-            "f1": (2.0 * tp, n_pred + n_true),
-        }[metric]
-        ratio = np.divide(
-            numerator, denominator, out=np.zeros_like(numerator), where=denominator > 0
-        )
-        return ratio.mean(axis=1)
-
-    return macro
-
-
-def _proba_scorer(metric: str, truth: np.ndarray, proba: np.ndarray) -> Scorer:
-    if metric == "log_loss":
-        eps = np.finfo(np.float64).eps  # scikit-learn clips the same way
-        picked = np.clip(proba[np.arange(len(truth)), truth], eps, 1.0 - eps)
-        return _weighted_mean(-np.log(picked))
-    k = proba.shape[1]
-    if k == 2:
-        return _auc_scorer(truth == 1, proba[:, 1])
-    per_class = [_auc_scorer(truth == code, proba[:, code]) for code in range(k)]
-    return lambda weights: np.mean([auc(weights) for auc in per_class], axis=0)
-
-
-def _regression_scorer(metric: str, truth: np.ndarray, predicted: np.ndarray) -> Scorer:
-    residual = truth - predicted
-    if metric == "mae":
-        return _weighted_mean(np.abs(residual))
-    if metric == "rmse":
-        mse = _weighted_mean(residual**2)
-        return lambda weights: np.sqrt(mse(weights))
-    # R² is shift-invariant in y_true; centring keeps the sums of squares from cancelling.
-    centred = truth - truth.mean()
-    stats = np.column_stack([residual**2, centred, centred**2])
-
-    def r2(weights: np.ndarray) -> np.ndarray:
-        sse, total, squares = (weights @ stats).T
-        sst = squares - total**2 / weights.sum(axis=1)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(sst > 0, 1.0 - sse / sst, np.nan)
-
-    return r2
-
-
-def _check_metric(metric: str) -> None:
-    if metric not in CLASSIFICATION_METRICS + REGRESSION_METRICS:
-        known = ", ".join(CLASSIFICATION_METRICS + REGRESSION_METRICS)
-        raise FlowscopeError(f"no paired test for metric {metric!r}; choose one of {known}")
-
-
-def _scorers(
-    metric: str, y_true: Any, pred_a: Any, pred_b: Any, proba_a: Any, proba_b: Any, labels: Any
-) -> tuple[Scorer, Scorer, np.ndarray]:
-    """Scorers for both models over units, and how many rows each unit stands for."""
-    if metric in REGRESSION_METRICS:
-        truth = checks.numbers(y_true, "y_true")
-        a, b = checks.numbers(pred_a, "pred_a"), checks.numbers(pred_b, "pred_b")
-        for values, name in ((a, "pred_a"), (b, "pred_b")):
-            checks.same_length(truth, values, name, "y_true")
-        ones = np.ones(len(truth), dtype=np.int64)
-        return _regression_scorer(metric, truth, a), _regression_scorer(metric, truth, b), ones
-    _check_metric(metric)
-    truth = checks.labels_vector(y_true, "y_true")
-    a, b = checks.labels_vector(pred_a, "pred_a"), checks.labels_vector(pred_b, "pred_b")
-    for values, name in ((a, "pred_a"), (b, "pred_b")):
-        checks.same_length(truth, values, name, "y_true")
-    classes = checks.resolve_labels(labels, truth, np.concatenate([a, b]))
-    codes = checks.encode(truth, classes, "y_true")
-    ones = np.ones(len(codes), dtype=np.int64)
-    if metric not in _PROBABILITY_METRICS:
-        k = len(classes)
-        triples = np.column_stack(
-            [codes, checks.encode(a, classes, "pred_a"), checks.encode(b, classes, "pred_b")]
-        )
-        units, counts = np.unique(triples, axis=0, return_counts=True)
-        if len(units) * _MULTINOMIAL_COST > len(codes):  # many classes: rows are cheaper
-            units, counts = triples, ones
-        t, code_a, code_b = units.T
-        return _label_scorer(metric, t, code_a, k), _label_scorer(metric, t, code_b, k), counts
-    if proba_a is None or proba_b is None:
-        raise FlowscopeError(f"{metric} needs the probabilities of both models (proba_a, proba_b)")
-    matrix_a, matrix_b = (
-        checks.probabilities(proba, len(truth), classes)[0].astype(np.float64)
-        for proba in (proba_a, proba_b)
-    )
-    return _proba_scorer(metric, codes, matrix_a), _proba_scorer(metric, codes, matrix_b), ones
-
-
-def _resample(rng: np.random.Generator, counts: np.ndarray, k: int) -> np.ndarray:
-    """How often each unit is drawn in each of ``k`` resamples of the n rows with replacement.
-
-    Rows of one unit are interchangeable, so drawing how many of each unit (a multinomial) has
-    exactly the distribution of drawing rows; either way a draw takes both models' predictions
-    of the row together, which is what pairs the bootstrap.
-    """
-    n, m = int(counts.sum()), len(counts)
-    if m < n:
-        return rng.multinomial(n, counts / n, size=k).astype(np.float64)
-    draws = rng.integers(0, n, size=(k, n)) + (np.arange(k) * n)[:, None]
-    return np.bincount(draws.ravel(), minlength=k * n).reshape(k, n).astype(np.float64)
 
 
 def paired_bootstrap(
@@ -243,17 +102,17 @@ def paired_bootstrap(
         raise FlowscopeError(f"n_resamples must be at least 1, not {n_resamples}")
     if not 0.0 < confidence < 1.0:
         raise FlowscopeError(f"confidence must be between 0 and 1, not {confidence}")
-    score_a, score_b, counts = _scorers(metric, y_true, pred_a, pred_b, proba_a, proba_b, labels)
+    score_a, score_b, counts = scorers(metric, y_true, pred_a, pred_b, proba_a, proba_b, labels)
     n = int(counts.sum())
     everything = counts[None, :].astype(np.float64)
     value_a, value_b = float(score_a(everything)[0]), float(score_b(everything)[0])
     if np.isnan(value_a) or np.isnan(value_b):
         raise FlowscopeError(f"{metric} is undefined on these rows (y_true holds a single class?)")
     rng = np.random.default_rng(seed)
-    block = max(1, _BLOCK_CELLS // len(counts))
+    block = max(1, BLOCK_CELLS // len(counts))
     differences = np.empty(n_resamples)
     for start in range(0, n_resamples, block):
-        weights = _resample(rng, counts, min(block, n_resamples - start))
+        weights = resample(rng, counts, min(block, n_resamples - start))
         differences[start : start + len(weights)] = score_a(weights) - score_b(weights)
     differences = differences[~np.isnan(differences)]
     if differences.size == 0:
@@ -382,12 +241,12 @@ def compare_predictions(
     frame_a, frame_b = _aligned(frame_a, frame_b)
     regression = "residual" in frame_a.columns
     metric = metric or ("rmse" if regression else "accuracy")
-    _check_metric(metric)
+    check_metric(metric)
     if (metric in REGRESSION_METRICS) != regression:
         problem = "a regression" if regression else "a classification"
         raise IncomparableError(f"{metric} does not apply: the runs are {problem}")
     labels, proba_a, proba_b = None, None, None
-    if metric in _PROBABILITY_METRICS:
+    if metric in PROBABILITY_METRICS:
         labels, proba_a, proba_b = _labels_and_proba(frame_a, frame_b)
     truth = frame_a["y_true"].to_numpy()
     pred_a, pred_b = frame_a["y_pred"].to_numpy(), frame_b["y_pred"].to_numpy()
@@ -485,7 +344,7 @@ def significance_between(
     :class:`FlowscopeError` naming the reason instead, as the registry wants for its decision
     record. An unsupported metric or an unknown run always raises."""
     if metric is not None:
-        _check_metric(metric)  # a bad metric is the caller's error, not a missing comparison
+        check_metric(metric)  # a bad metric is the caller's error, not a missing comparison
     frames = []
     for run_id in (run_a, run_b):
         frame = load_predictions(settings, run_id)
@@ -523,7 +382,7 @@ def significance_matrix(
     (runs without predictions), "incomparable": [{"a", "b", "reason"}]}``. Each pair costs one
     bootstrap, so 50 runs of 10,000 rows take minutes; no multiple-comparison correction."""
     if metric is not None:
-        _check_metric(metric)
+        check_metric(metric)
     runs = list(dict.fromkeys(run_ids))
     frames: dict[str, pd.DataFrame] = {}
     skipped = []
