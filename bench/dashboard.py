@@ -51,6 +51,7 @@ from typing import Any
 
 import mlflow
 import sqlalchemy as sa
+from mlflow.entities import Run as MlflowRun
 from mlflow.store.tracking.dbmodels.models import (
     SqlLatestMetric,
     SqlMetric,
@@ -62,7 +63,8 @@ from mlflow.tracking import MlflowClient
 from rich.console import Console
 from rich.table import Table
 
-from flowscope.analysis.query import SqlRunStore
+from flowscope.analysis.best import BestRun
+from flowscope.analysis.query import RunPage, SqlRunStore, client_row
 from flowscope.config import Settings, load_settings
 
 PG_ADMIN_DSN = os.environ.get("FLOWSCOPE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -252,43 +254,79 @@ def close(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
 
 
+def comparable(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: "NaN" if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+
+
+def same_page(page: RunPage, found: Sequence[MlflowRun]) -> bool:
+    return [row["run_id"] for row in page.rows] == [run.info.run_id for run in found]
+
+
+def pandas_summary(experiment: str) -> dict[str, Any]:
+    """What a user computes from ``mlflow.search_runs``: count, kinds, m0's statistics."""
+    frame = mlflow.search_runs([experiment], max_results=100_000)
+    values = frame["metrics.m0"]
+    kinds = frame["tags.flowscope.kind"].fillna("training").value_counts()
+    return {
+        "total": len(frame),
+        "by_kind": {str(kind): int(n) for kind, n in sorted(kinds.items())},
+        "count": int(values.count()),
+        "mean": float(values.mean()),
+        "min": float(values.min()),
+        "max": float(values.max()),
+    }
+
+
+def same_summary(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
+    stats = ours["metric"]
+    return (
+        ours["total"] == theirs["total"]
+        and ours["by_kind"] == theirs["by_kind"]
+        and stats["count"] == theirs["count"]
+        and all(close(stats[key], theirs[key]) for key in ("mean", "min", "max"))
+    )
+
+
+def same_best(best: BestRun, found: Sequence[MlflowRun]) -> bool:
+    return [row["run_id"] for row in best.ranking] == [run.info.run_id for run in found] and (
+        best.value == found[0].data.metrics["m0"]
+    )
+
+
+def same_rows(rows: Sequence[dict[str, Any]], found: Sequence[MlflowRun]) -> bool:
+    theirs = {run.info.run_id: comparable(client_row(run)) for run in found}
+    return {row["run_id"]: comparable(row) for row in rows} == theirs
+
+
 def bench_size(store: Store, runs: int, flowscope: SqlRunStore) -> list[Figure]:
     client = MlflowClient(store.uri)
     experiment = store.experiments[runs]
     figures = []
 
-    def add(query: str, ours: Callable[[], Any], theirs: Callable[[], Any], same: Any) -> None:
-        ours()  # a first call warms caches on both sides alike
+    def add(
+        query: str,
+        ours: Callable[[], Any],
+        theirs: Callable[[], Any],
+        same: Callable[[Any, Any], bool],
+    ) -> None:
+        ours()  # the first call pays for connections and the planner, on neither side timed
         theirs_s, their_answer = timed(theirs, MLFLOW_TIME_BUDGET)
         ours_s, our_answer = timed(ours, FLOWSCOPE_TIME_BUDGET)
-        agree = bool(same(our_answer, their_answer))
-        figures.append(Figure(store.name, runs, query, ours_s, theirs_s, agree))
+        figures.append(
+            Figure(store.name, runs, query, ours_s, theirs_s, same(our_answer, their_answer))
+        )
 
     add(
         "first page",
         lambda: flowscope.search([experiment], order_by=SORT, page_size=PAGE),
         lambda: client.search_runs([experiment], order_by=SORT, max_results=PAGE),
-        lambda page, found: [r["run_id"] for r in page.rows] == [r.info.run_id for r in found],
+        same_page,
     )
-
-    def pandas_summary() -> dict[str, Any]:
-        frame = mlflow.search_runs([experiment], max_results=100_000)
-        values = frame["metrics.m0"]
-        return {
-            "total": len(frame),
-            "count": int(values.count()),
-            "mean": float(values.mean()),
-            "min": float(values.min()),
-            "max": float(values.max()),
-        }
-
     add(
         "summary",
         lambda: flowscope.summary([experiment], metric="m0"),
-        pandas_summary,
-        lambda ours, theirs: ours["total"] == theirs["total"]
-        and ours["metric"]["count"] == theirs["count"]
-        and all(close(ours["metric"][k], theirs[k]) for k in ("mean", "min", "max")),
+        lambda: pandas_summary(experiment),
+        same_summary,
     )
     add(
         "best",
@@ -298,12 +336,10 @@ def bench_size(store: Store, runs: int, flowscope: SqlRunStore) -> list[Figure]:
         lambda: client.search_runs(
             [experiment],
             filter_string=CONSTRAINT,
-            order_by=[*SORT, "attributes.start_time ASC"],
+            order_by=[*SORT, "attributes.start_time ASC"],  # best_run's tie-break
             max_results=4,
         ),
-        lambda best, found: [r["run_id"] for r in best.ranking]
-        == [r.info.run_id for r in found]
-        and best.value == found[0].data.metrics["m0"],
+        same_best,
     )
     listed = flowscope.search([experiment], page_size=min(runs, 1000)).rows
     some = [row["run_id"] for row in listed[:: max(1, len(listed) // 10)]][:10]
@@ -312,14 +348,7 @@ def bench_size(store: Store, runs: int, flowscope: SqlRunStore) -> list[Figure]:
         "compare 10",
         lambda: flowscope.runs(some),
         lambda: client.search_runs([experiment], filter_string=f"attributes.run_id IN ({quoted})"),
-        lambda rows, found: sorted(
-            (r["run_id"], tuple(sorted((k, v) for k, v in r.items() if k.startswith("params."))))
-            for r in rows
-        )
-        == sorted(
-            (r.info.run_id, tuple(sorted((f"params.{k}", v) for k, v in r.data.params.items())))
-            for r in found
-        ),
+        same_rows,
     )
     return figures
 
@@ -335,7 +364,7 @@ def render(figures: Sequence[Figure]) -> Table:
             figure.query,
             f"{figure.flowscope_s * 1000:,.1f} ms",
             f"{figure.mlflow_s * 1000:,.0f} ms",
-            f"{figure.ratio:,.0f}x",
+            f"{figure.ratio:,.0f}x" if figure.ratio >= 10 else f"{figure.ratio:.1f}x",
             "yes" if figure.agree else "NO",
         )
     return table

@@ -26,9 +26,16 @@ def test_full_demo_covers_every_scenario() -> None:
 @pytest.mark.slow
 def test_quick_demo_seeds_a_workspace(settings: Settings) -> None:
     summary = seed_demo(settings, quick=True)
-    assert len(summary) == 4
-    assert all("best run" in line for line in summary)
+    assert len(summary) == 5
+    assert all("best run" in line for line in summary[:4])
+    assert "lifecycle" in summary[4]
     client = MlflowClient(settings.tracking_uri)
+    # the demo policy put one version in production, recorded with its reasons
+    model = client.get_registered_model("breast-cancer-classifier")
+    assert "production" in model.aliases
+    champion = client.get_model_version("breast-cancer-classifier", model.aliases["production"])
+    assert champion.tags["flowscope.lifecycle"] == "production"
+    assert client.get_experiment_by_name("breast-cancer-classifier-lifecycle") is not None
     for name in ("iris-classifier", "breast-cancer-classifier"):
         assert len(client.search_model_versions(f"name = '{name}'")) == 2
     cancer = client.get_experiment_by_name("breast-cancer")

@@ -88,6 +88,12 @@ def train(
     register: Annotated[
         str | None, typer.Option(help="Register the model as a new version of this name.")
     ] = None,
+    sensitive: Annotated[
+        str | None, typer.Option(help="Column whose groups fairness metrics compare.")
+    ] = None,
+    explain: Annotated[
+        bool, typer.Option(help="Log SHAP explanations of up to 1,000 held-out rows.")
+    ] = True,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Train a model, evaluate it on a held-out split and log everything as a run."""
@@ -115,6 +121,8 @@ def train(
             register=register,
             dataset_name=dataset,
             settings=settings,
+            explain=explain,
+            sensitive=sensitive,
         )
     shown = ", ".join(
         f"{key}={result.metrics[key]:.4g}" for key in _HEADLINE if key in result.metrics
@@ -124,6 +132,30 @@ def train(
         typer.echo(f"registered {register} version {result.registered_version}")
     if not result.delivered:
         typer.echo("some records are still in the journal; `flowscope sync` delivers them")
+
+
+@app.command("explain")
+def explain_run(
+    run_id: Annotated[str, typer.Argument(help="Run whose logged model to explain.")],
+    rows: Annotated[int, typer.Option(min=1, help="Explain at most this many rows.")] = 1000,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="CSV of feature rows (default: the held-out rows the run stored)."),
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Compute SHAP values of a run's model and log them into the run (explain/)."""
+    from flowscope.explain.stored import explain_stored_run
+
+    with _spinner(f"explaining the model of run {run_id}"):
+        explanation = explain_stored_run(_settings(tracking_uri), run_id, rows=rows, data=data)
+    summary = explanation.summary()
+    top = ", ".join(list(summary["mean_abs_shap_overall"])[:5])
+    typer.echo(
+        f"explained {summary['rows']} rows of run {run_id} with {summary['explainer']} "
+        f"({summary['output_space']}); additivity error {summary['shap_additivity_error']:.2g}; "
+        f"top features: {top}"
+    )
 
 
 @app.command()
@@ -389,6 +421,9 @@ def retrain(
     wait: Annotated[
         float, typer.Option(help="Seconds to wait for another promotion of the model to end.")
     ] = 0.0,
+    explain: Annotated[
+        bool, typer.Option(help="Log SHAP explanations with the challenger.")
+    ] = True,
     fmt: Format = "table",
     tracking_uri: TrackingUri = None,
 ) -> None:
@@ -412,6 +447,7 @@ def retrain(
             dataset_name=data,
             seed=seed,
             wait=wait,
+            explain=explain,
         )
     if fmt != "table":
         _print(to_json(result.as_dict()))
@@ -485,6 +521,72 @@ def report_deployed(
             _settings(tracking_uri), ref, frame, target=target, max_latency_rows=max_rows
         )
     _write_report(render_deployed(report, fmt), output)
+
+
+@app.command("serve")
+def serve_model(
+    model: Annotated[str, typer.Argument(help="MODEL@ALIAS (followed) or MODEL/VERSION.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Serve a registered model over HTTP (/predict, /predict/batch, /invocations) and log
+    its predictions as inference runs with drift."""
+    from flowscope.serving.server import check_model, run_server
+
+    settings = _settings(tracking_uri)
+    ref, version = check_model(settings, model)
+    typer.echo(f"serving {ref} (version {version}) on http://{host}:{port}  (workers: {workers})")
+    run_server(settings, model, host=host, port=port, workers=workers)
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="MODEL@ALIAS or MODEL/VERSION.")],
+    input: Annotated[
+        Path | None, typer.Option("--input", "-i", help="CSV or XLSX file of rows to score.")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="CSV to write (default: stdout).")
+    ] = None,
+    record: Annotated[
+        str | None, typer.Option("--json", help='One record as JSON: \'{"col": 1.5, ...}\'.')
+    ] = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Predict a file's rows (logged as one batch inference run) or one JSON record."""
+    import json
+
+    from flowscope.serving.predict import predict_file, predict_record
+
+    if (input is None) == (record is None):
+        raise typer.BadParameter("give either --input FILE or --json RECORD", param_hint="--input")
+    settings = _settings(tracking_uri)
+    if input is None:
+        try:
+            payload = json.loads(record or "")
+        except ValueError:
+            raise FlowscopeError("--json is not valid JSON") from None
+        result = predict_record(settings, model, payload)
+        answer = {"model": result.model, "version": result.version, "run_id": result.run_id}
+        _print(json.dumps({**answer, "predictions": result.answers}, indent=2))
+        return
+    with _spinner(f"predicting {input.name} with {model}"):
+        result = predict_file(settings, model, input, output)
+    if output is None:
+        _print(result.table.to_csv(index=False))
+    counts = ", ".join(f"{label}: {count}" for label, count in result.class_counts.items())
+    typer.echo(
+        f"predicted {result.rows} rows with {result.model} version {result.version}"
+        + (f" ({counts})" if counts else "")
+        + (f"; written to {output}" if output is not None else ""),
+        err=output is None,
+    )
+    if result.run_id:
+        typer.echo(f"inference run {result.run_id}", err=output is None)
+    if not result.delivered:
+        typer.echo("some records are still in the journal; `flowscope sync` delivers them")
 
 
 def _serve(settings: Any, host: str, port: int) -> None:

@@ -159,7 +159,7 @@ class Settings(BaseSettings):
         description="Length of an inference window: one inference run per window.",
     )
     monitor_window_size: int = Field(
-        10_000,
+        100_000,
         ge=1,
         validation_alias=_aliases("monitor_window_size"),
         description="Predictions that close a window before its time is up.",
@@ -170,7 +170,7 @@ class Settings(BaseSettings):
         description="One inference run per request instead of per window (low-traffic demos).",
     )
     monitor_max_buffered: int = Field(
-        1_000_000,
+        500_000,
         ge=1,
         validation_alias=_aliases("monitor_max_buffered"),
         description="Predictions held in memory waiting to be written; beyond it new ones are "

@@ -21,6 +21,22 @@ from typing import Any
 from flowscope.config import Settings
 
 BREAST_CANCER_THRESHOLDS = (0.5, 0.43, 0.35)
+# The lifecycle the demo applies to its breast-cancer model: which version serves, which
+# waits in staging, which is retired, each decision recorded with its reasons.
+DEMO_POLICY = """\
+model: breast-cancer-classifier
+stages:
+  staging:
+    gates: [accuracy >= 0.90]
+    require: [signature, evaluation]
+  production:
+    gates: [accuracy >= 0.94, recall_1 >= 0.95]
+    require: [signature, evaluation]
+    beat: {metric: accuracy, min_difference: 0.0, alpha: 0.05}
+archive:
+  floor: [accuracy >= 0.90]
+  replaced: [staging, production]
+"""
 
 
 @dataclass
@@ -114,8 +130,22 @@ def seed_demo(
             settings=settings,
         )
     if on_progress:
+        on_progress(len(jobs), len(jobs), "lifecycle")
+    lifecycle = apply_demo_policy(settings)
+    if on_progress:
         on_progress(len(jobs), len(jobs), "done")
-    return demo_summary(settings)
+    return [*demo_summary(settings), lifecycle]
+
+
+def apply_demo_policy(settings: Settings) -> str:
+    """Promote the demo's breast-cancer versions by :data:`DEMO_POLICY`; one summary line."""
+    from flowscope.registry.policy import parse_policy
+    from flowscope.registry.promotion import promote
+
+    result = promote(
+        settings, "breast-cancer-classifier", parse_policy(DEMO_POLICY, source="demo policy")
+    )
+    return f"breast-cancer-classifier lifecycle: {result.plan.summary()}"
 
 
 def is_seeded(settings: Settings) -> bool:

@@ -14,6 +14,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 import pytest
+import sqlalchemy as sa
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.entities import Run as MlflowRun
@@ -210,6 +211,7 @@ def _paged_ids(store: RunStore, experiment_ids: list[str], **query: Any) -> tupl
         page += 1
 
 
+@pytest.mark.slow
 def test_search_returns_mlflows_runs_in_mlflows_order(
     seeded: Seeded, sql_store: SqlRunStore, client_store: ClientRunStore
 ) -> None:
@@ -221,7 +223,11 @@ def test_search_returns_mlflows_runs_in_mlflows_order(
             everything = _mlflow_runs(seeded, [seeded.main], filter_string, order_by)
             for kind in KINDS:
                 expected = [r.info.run_id for r in everything if kind is None or _kind(r) == kind]
-                query = {"kind": kind, "filter_string": filter_string, "order_by": order_by}
+                query: dict[str, Any] = {
+                    "kind": kind,
+                    "filter_string": filter_string,
+                    "order_by": order_by,
+                }
                 got, total = _paged_ids(sql_store, [seeded.main], **query)
                 if got != expected or total != len(expected):
                     mismatches.append(("sql", filter_string, order_by, kind, got, expected))
@@ -271,6 +277,7 @@ def _same_row(left: dict[str, Any], right: dict[str, Any]) -> bool:
     return norm(left) == norm(right)
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # pandas, on 2 x 1.8e308
 def test_summary_equals_pandas_on_mlflow_search_runs(
     seeded: Seeded,
     sql_store: SqlRunStore,
@@ -463,5 +470,8 @@ def test_open_run_store_and_a_fresh_database(tmp_path: Path, sqlite_uri: str) ->
     assert names == ["Default"]
     assert store.experiment("0")["runs"] == 0
     store.close()
+    indexes = sa.inspect(sa.create_engine(sqlite_uri)).get_indexes("runs")
+    assert "flowscope_runs_experiment" in {index["name"] for index in indexes}
+    SqlRunStore(settings).close()  # opening again leaves it as it is
     server = make_settings(tmp_path, "http://127.0.0.1:9")
     assert isinstance(open_run_store(server), ClientRunStore)

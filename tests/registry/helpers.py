@@ -54,9 +54,7 @@ def log_version(
 
     model, example = tiny_model()
     with flowscope.start_run(task, settings=settings, description=description) as run:
-        run.log_params(
-            {"model_type": "logistic_regression", "target": "target", "test_size": 0.2}
-        )
+        run.log_params({"model_type": "logistic_regression", "target": "target", "test_size": 0.2})
         run.log_evaluation(y_true, y_pred, labels=[0, 1])
         run.log_model(model, input_example=example if signature else None, register=name)
     client = MlflowClient(settings.tracking_uri)

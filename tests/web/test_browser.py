@@ -163,3 +163,26 @@ def test_hostile_run_name_is_text_and_runs_nothing(page) -> None:
     assert page.dialogs == []  # type: ignore[attr-defined]
     assert page.evaluate("document.querySelectorAll('img[src=x]').length") == 0
     _shot(page, "hostile-names")
+
+
+def test_run_page_draws_the_explanations(page) -> None:
+    page.goto("/experiments")
+    page.get_by_role("link", name="iris", exact=True).click()
+    page.locator("table#runs a.run-name", has_text="random_forest").first.click()
+    page.wait_for_selector("#explain-beeswarm.js-plotly-plot")
+    page.wait_for_selector("#explain-waterfall.js-plotly-plot")
+    dots = page.evaluate(
+        "document.querySelector('#explain-beeswarm').data.reduce((n, t) => n + t.x.length, 0)"
+    )
+    assert dots == 4 * 30  # every feature of every held-out row
+    assert page.evaluate("document.querySelector('#explain-waterfall').data[0].type") == "waterfall"
+    assert _traces(page, "#explain") >= 3 + 4 + 1 + 1  # importance per class, swarm, more
+
+    # another held-out row, chosen through the section's form
+    page.locator("#explain-controls input[name=explain_row]").fill("5")
+    page.locator("#explain-controls button").click()
+    page.wait_for_selector("#explain-waterfall.js-plotly-plot")
+    assert "explain_row=5" in page.url
+    title = page.evaluate("document.querySelector('#explain-waterfall').layout.title.text")
+    assert title.startswith("row 5:")
+    _shot(page, "explain")

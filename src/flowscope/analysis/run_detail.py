@@ -33,10 +33,14 @@ def get_run(client: MlflowClient, run_id: str) -> Any:
         raise
 
 
-def run_detail(settings: Settings, run_id: str) -> dict[str, Any]:
+def run_detail(
+    settings: Settings, run_id: str, explain: dict[str, str] | None = None
+) -> dict[str, Any]:
     """Params, latest metrics, metric histories, tags, the evaluation tables, the dataset
-    profile and the artifact listing of one run."""
+    profile, the explanation (``explain`` chooses its class, feature and row; see
+    :func:`flowscope.explain.view.explain_view`) and the artifact listing of one run."""
     from flowscope.analysis.runs import client_for, run_kind
+    from flowscope.explain.view import explain_view
 
     client = client_for(settings)
     run = get_run(client, run_id)
@@ -69,6 +73,7 @@ def run_detail(settings: Settings, run_id: str) -> dict[str, Any]:
         "histories": _histories(client, run_id, sorted(run.data.metrics)),
         "evaluation": _evaluation(client, run_id, files, run.data.metrics),
         "profile": _json_artifact(client, run_id, "dataset/profile.json", files),
+        "explain": explain_view(client, run_id, files, explain),
         "artifacts": artifacts,
         "mlflow_url": _mlflow_url(settings, info.experiment_id, run_id),
     }

@@ -38,7 +38,11 @@ class FeatureMap:
 
     def transformed_of(self, column: str) -> list[str]:
         index = self.inputs.index(column)
-        return [name for name, source in zip(self.transformed, self.sources) if source == index]
+        return [
+            name
+            for name, source in zip(self.transformed, self.sources, strict=True)
+            if source == index
+        ]
 
 
 def split_model(model: Any) -> tuple[Any | None, Any]:
@@ -86,7 +90,7 @@ def _sources(step: Any, current: list[int], names: list[str]) -> list[int]:
         counts = getattr(step, "_n_features_outs", None)
         if counts is None or len(counts) != len(current):
             raise UnmappableStep("a one-hot encoder without per-column output counts")
-        return [source for source, count in zip(current, counts) for _ in range(count)]
+        return [source for source, count in zip(current, counts, strict=True) for _ in range(count)]
     # A step that keeps or drops columns without making new ones (imputers, scalers):
     # its output names are a subset of its input names.
     try:
@@ -112,9 +116,11 @@ def _column_transformer_sources(step: Any, current: list[int], names: list[str])
         if part.stop == part.start or (isinstance(transformer, str) and transformer == "drop"):
             continue
         indices = _column_indices(columns, own_names)
-        produced = _sources(transformer, [current[index] for index in indices], [
-            own_names[index] for index in indices
-        ])
+        produced = _sources(
+            transformer,
+            [current[index] for index in indices],
+            [own_names[index] for index in indices],
+        )
         if len(produced) != part.stop - part.start:
             raise UnmappableStep(f"transformer {name!r} makes an unexpected number of columns")
         result[part] = produced

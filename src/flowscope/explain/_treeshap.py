@@ -77,8 +77,7 @@ def flatten_sklearn_trees(
     """
     starts = [0]
     parts: dict[str, list[np.ndarray]] = {
-        key: []
-        for key in ("feature", "threshold", "missing", "left", "right", "cover", "values")
+        key: [] for key in ("feature", "threshold", "missing", "left", "right", "cover", "values")
     }
     outputs = []
     for tree, scale, output in trees:
@@ -119,7 +118,7 @@ def flatten_sklearn_trees(
 
 
 @numba.njit(cache=True, nogil=True)
-def prepare(starts, left, right, feature, cover):  # type: ignore[no-untyped-def]
+def prepare(starts, left, right, feature, cover):
     n = len(feature)
     parent = np.full(n, -1, np.int64)
     is_left = np.zeros(n, np.bool_)
@@ -154,8 +153,9 @@ def prepare(starts, left, right, feature, cover):  # type: ignore[no-untyped-def
                 depth_of_tree[t] = unique[node]
     return parent, is_left, zeta, prev, depth_of_tree
 
+
 @numba.njit(cache=True, nogil=True)
-def shap_rows(  # type: ignore[no-untyped-def]
+def shap_rows(
     X,
     starts,
     feature,
@@ -198,10 +198,7 @@ def shap_rows(  # type: ignore[no-untyped-def]
                 p = parent[node]
                 split = feature[base + p]
                 x = X[r, split]
-                if np.isnan(x):
-                    go_left = missing_left[base + p]
-                else:
-                    go_left = x <= threshold[base + p]
+                go_left = missing_left[base + p] if np.isnan(x) else x <= threshold[base + p]
                 a = prev[node]
                 follow = go_left == is_left[node]
                 if a >= 0:
@@ -320,7 +317,7 @@ def tree_shap(prepared: PreparedForest, X: np.ndarray, n_threads: int | None = N
     parent, is_left, zeta, prev = prepared.arrays
 
     def run(chunk: np.ndarray) -> np.ndarray:
-        return shap_rows(  # type: ignore[no-any-return]
+        return shap_rows(
             chunk,
             forest.starts,
             forest.feature,

@@ -119,8 +119,7 @@ class Explanation:
             },
             "mean_abs_shap": importance,
             "mean_abs_shap_overall": {
-                feature: float(overall[self.features.index(feature)])
-                for feature in overall_order
+                feature: float(overall[self.features.index(feature)]) for feature in overall_order
             }
             if overall is not None
             else {},

@@ -119,13 +119,18 @@ def train(
     dataset_name: str | None = None,
     tags: Mapping[str, Any] | None = None,
     settings: Settings | None = None,
+    explain: bool = True,
+    sensitive: str | None = None,
 ) -> TrainResult:
     """Fit ``model_type`` on ``frame`` to predict ``target`` and log the run of ``task``.
 
     The run gets the parameters, the dataset profile, the environment, training and
     inference time, the evaluation on a held-out split (per class, per threshold, curves,
     predictions), per-round validation metrics for boosted models with their best round,
-    and the model with its signature (registered as ``register`` when given).
+    and the model with its signature (registered as ``register`` when given). With
+    ``explain`` (the default) it gets SHAP explanations of up to 1,000 held-out rows
+    (a model that cannot be explained gets the tag ``flowscope.explain.skipped`` instead);
+    with ``sensitive`` fairness metrics across the groups of that column.
 
     >>> from flowscope.modeling.data import load_builtin          # doctest: +SKIP
     >>> frame, target = load_builtin("iris")
@@ -160,6 +165,10 @@ def train(
     features = labelled.drop(columns=[target])
     y = labelled[target]
     split_columns(features)  # refuse unusable column types before the run starts
+    if sensitive is not None:
+        from flowscope.explain.fairness import check_sensitive
+
+        check_sensitive(features, sensitive, target, problem)
     stratify = y if problem in ("binary", "multiclass") else None
     try:
         X_train, X_test, y_train, y_test = train_test_split(
@@ -192,6 +201,12 @@ def train(
             pipeline.fit(X_train, y_train)
         result = _evaluate(run, pipeline, X_test, y_test, problem, thresholds)
         history = _log_history(run, pipeline, X_test, y_test, problem)
+        if explain or sensitive is not None:
+            from flowscope.explain.training import explain_training_run
+
+            explain_training_run(
+                run, pipeline, X_test, y_test, explain=explain, sensitive=sensitive
+            )
         run.log_model(pipeline, input_example=_input_example(X_train), register=register)
     delivered = run.end()
     return TrainResult(

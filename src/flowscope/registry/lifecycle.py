@@ -159,7 +159,7 @@ def read_model_state(
         state.versions[number] = VersionState(
             number=number,
             run_id=run_id,
-            source=version.source,
+            source=version.source or "",
             status=version.status,
             description=version.description,
             created=version.creation_timestamp,
@@ -221,7 +221,7 @@ def _has_signature(client: MlflowClient, version: ModelVersion, run: Any) -> boo
     import yaml
     from mlflow.exceptions import MlflowException
 
-    relative = _relative_source(version.source, version.run_id, run.info.artifact_uri)
+    relative = _relative_source(version.source or "", version.run_id, run.info.artifact_uri)
     if relative is None:
         return False
     with tempfile.TemporaryDirectory() as folder:

@@ -104,11 +104,13 @@ def retrain(
     dataset_name: str | None = None,
     seed: int = 0,
     wait: float = 0.0,
+    explain: bool = True,
 ) -> RetrainResult:
     """Train a challenger to ``model``'s production version on ``frame`` and apply
     ``policy`` (default: the policy last applied to the model) to it: both are evaluated on
     the challenger's hold-out, and it is promoted only if it passes the gates and beats the
-    champion as the policy demands. The result says what happened and why.
+    champion as the policy demands; ``explain`` logs SHAP values with the challenger, as
+    training does by default. The result says what happened and why.
 
     >>> retrain(settings, "heart-disease", read_table("new.csv")).decision["reason"]
     ... # doctest: +SKIP
@@ -157,6 +159,7 @@ def retrain(
         dataset_name=dataset_name,
         tags={RETRAINED_FROM_TAG: f"{model}/{champion.number}"},
         settings=settings,
+        explain=explain,
     )
     if result.run_id is None or not result.delivered or result.registered_version is None:
         raise FlowscopeError(

@@ -26,6 +26,8 @@ def models_overview(settings: Settings) -> dict[str, Any]:
     client = _client(settings)
     models = []
     for model in client.search_registered_models(max_results=1000):
+        if (model.tags or {}).get("flowscope.lock"):
+            continue  # a promotion's lock (registry/lifecycle.py), not a model
         versions = client.search_model_versions(f"name = '{_quote(model.name)}'")
         models.append(
             {
@@ -84,7 +86,20 @@ def model_detail(settings: Settings, name: str) -> dict[str, Any]:
         },
         "versions": versions,
         "metric_columns": shown,
+        "lifecycle": _alias_history(settings, name),
     }
+
+
+def _alias_history(settings: Settings, name: str) -> dict[str, Any]:
+    """Which version held each lifecycle alias when, from the recorded promotions."""
+    from mlflow.exceptions import MlflowException
+
+    from flowscope.registry.history import decision_history
+
+    try:
+        return dict(decision_history(settings, name)["aliases"])
+    except MlflowException:  # a store that cannot search runs still shows its versions
+        return {}
 
 
 def compare_versions(settings: Settings, name: str, numbers: list[str]) -> dict[str, Any]:

@@ -65,7 +65,7 @@ def deployed_report(
     if target not in frame.columns:
         raise FlowscopeError(f"the test data has no target column {target!r}")
     label = f"{name} v{version.version}"
-    with downloaded_model(settings, version.run_id, version.source, label) as path:
+    with downloaded_model(settings, version.run_id, version.source or "", label) as path:
         model = load_model(path)
     features, truth = frame.drop(columns=[target]), frame[target].to_numpy()
     try:

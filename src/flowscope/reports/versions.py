@@ -36,16 +36,18 @@ def versions_report(settings: Settings, model: str) -> dict[str, Any]:
     versions = []
     for v in detail["versions"]:
         decision = _json(v["tags"].get(DECISION_TAG))
+        params, note = _run_params_and_note(client, v["run_id"])
         versions.append(
             {
                 "version": v["version"],
                 "stage": v["lifecycle"] or "untracked",
                 "aliases": v["aliases"],
-                "description": v["description"],
+                # the version's own description, else what its run was described as
+                "description": v["description"] or note,
                 "created": v["created"],
                 "run_id": v["run_id"],
                 "metrics": v["metrics"],
-                "params": _params(client, v["run_id"]),
+                "params": params,
                 "reason": v["tags"].get(REASON_TAG),
                 "decided_by": decision.get("by"),
                 "decided_at": decision.get("at"),
@@ -75,22 +77,26 @@ def _json(text: str | None) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _params(client: Any, run_id: str | None) -> dict[str, str]:
+def _run_params_and_note(client: Any, run_id: str | None) -> tuple[dict[str, str], str | None]:
     from mlflow.exceptions import MlflowException
 
     if not run_id:
-        return {}
+        return {}, None
     try:
-        params = client.get_run(run_id).data.params
+        data = client.get_run(run_id).data
     except MlflowException:
-        return {}
-    return {k: v for k, v in sorted(params.items()) if k in _PARAM_KEYS or k.startswith("model.")}
+        return {}, None
+    params = {
+        k: v for k, v in sorted(data.params.items()) if k in _PARAM_KEYS or k.startswith("model.")
+    }
+    return params, data.tags.get("mlflow.note.content")
 
 
 def _metric_rows(versions: list[dict[str, Any]]) -> list[str]:
     present = {name for v in versions for name in v["metrics"]}
     rows = [m for m in _SUMMARY_METRICS if m in present]
-    rows += sorted(m for m in present if m.startswith(_PER_CLASS) and "_at_" not in m)
+    for prefix in _PER_CLASS:
+        rows += sorted(m for m in present if m.startswith(prefix) and "_at_" not in m)
     rows += [m for m in _REGRESSION if m in present]
     return rows
 

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowscope.serving.model import Predicted
-from flowscope.serving.schema import to_frame
 
 if TYPE_CHECKING:
     from flowscope.serving.metrics import ServiceMetrics
@@ -122,7 +121,7 @@ def _call(group: list[_Pending]) -> Predicted:
             name: list(itertools.chain.from_iterable(p.columns[name] for p in group))
             for name in model.schema.names
         }
-    return model.predict(to_frame(model.schema, columns))
+    return model.predict_columns(columns)
 
 
 def _share(group: list[_Pending], predicted: Predicted) -> None:
@@ -131,9 +130,12 @@ def _share(group: list[_Pending], predicted: Predicted) -> None:
         stop = start + pending.rows
         part = Predicted(
             labels=predicted.labels[start:stop],
-            probabilities=None if predicted.probabilities is None
+            probabilities=None
+            if predicted.probabilities is None
             else predicted.probabilities[start:stop],
             confidence=None if predicted.confidence is None else predicted.confidence[start:stop],
+            inputs=predicted.inputs,
+            offset=start,
         )
         if not pending.future.done():
             pending.future.set_result(part)

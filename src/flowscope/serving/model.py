@@ -60,11 +60,15 @@ class ModelRef:
 
 @dataclass
 class Predicted:
-    """A model's answer for some rows: labels, and for classifiers the class probabilities."""
+    """A model's answer for some rows: labels, and for classifiers the class probabilities;
+    ``inputs`` are the arrays of the model call these rows start at ``offset`` of (kept for
+    the monitor, which then copies nothing per request)."""
 
     labels: list[Any]
     probabilities: np.ndarray | None = None
     confidence: np.ndarray | None = None
+    inputs: dict[str, np.ndarray] | None = None
+    offset: int = 0
 
 
 @dataclass
@@ -100,6 +104,17 @@ class ServedModel:
         labels = [self.classes[index] for index in best.tolist()]
         confidence = probabilities[np.arange(len(best)), best]
         return Predicted(labels=labels, probabilities=probabilities, confidence=confidence)
+
+    def predict_columns(self, columns: dict[str, list[Any]]) -> Predicted:
+        """Predict checked columns (see :mod:`~flowscope.serving.schema`)."""
+        import pandas as pd
+
+        from flowscope.serving.schema import to_arrays
+
+        arrays = to_arrays(self.schema, columns)
+        predicted = self.predict(pd.DataFrame(arrays, copy=False))
+        predicted.inputs = arrays
+        return predicted
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /model`` answers."""
@@ -165,7 +180,7 @@ def load_served_model(settings: Settings, ref: ModelRef, version: str | None = N
         task=training_task(settings, client, run_id, ref.name),
         pipeline=pipeline,
         schema=InputSchema.from_signature(signature),
-        signature=signature.to_dict(),
+        signature={key: _json(value) for key, value in signature.to_dict().items()},
         classes=None if classes is None else list(_plain(classes)),
         profile=_profile(client, run_id),
     )
@@ -206,6 +221,11 @@ def _profile(client: MlflowClient, run_id: str | None) -> dict[str, Any] | None:
             return data
         except Exception:  # a plain MLflow model: served, without a drift reference
             return None
+
+
+def _json(value: Any) -> Any:
+    """MLflow keeps a signature's parts as JSON text; ``/model`` answers them as JSON."""
+    return json.loads(value) if isinstance(value, str) else value
 
 
 def _plain(values: Any) -> list[Any]:

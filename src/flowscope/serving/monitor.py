@@ -30,7 +30,9 @@ logger = logging.getLogger(__name__)
 MODEL_TAG = "flowscope.model_name"
 VERSION_TAG = "flowscope.model_version"
 TYPE_TAG = "flowscope.prediction_type"
-_END_WAIT = 2.0  # seconds a written run waits for delivery before the monitor moves on
+# Seconds an ended run waits for its delivery, in a thread of its own, before leaving the
+# rest to its journal's writer (and logging that it did).
+_END_WAIT = 2.0
 
 
 @dataclass
@@ -74,7 +76,7 @@ class InferenceMonitor:
         self._window_start = time.time()
         self._buffered = 0
         self._closing = False
-        self._runs: list[Run] = []
+        self._runs: list[tuple[Run, threading.Thread]] = []
         self.dropped = 0
         self.written = 0
         self.failed = 0
@@ -153,7 +155,14 @@ class InferenceMonitor:
         for group in job.groups:
             rows = sum(o.rows for o in group.observations)
             try:
-                self._runs.append(write_inference_run(self._run_settings, group, job))
+                run = write_inference_run(self._run_settings, group, job)
+                wait = min(self.settings.flush_timeout, _END_WAIT)
+                closer = threading.Thread(
+                    target=run.end, kwargs={"timeout": wait}, name="flowscope-monitor-end"
+                )
+                closer.daemon = True  # the run's journal outlives it either way
+                closer.start()  # an outage must not hold up the next window
+                self._runs.append((run, closer))
                 self.written += 1
             except Exception:  # a monitor must never take the service down
                 self.failed += 1
@@ -161,7 +170,11 @@ class InferenceMonitor:
             finally:
                 with self._lock:
                     self._buffered -= rows
-        self._runs = [run for run in self._runs if not run.end()]
+        self._prune()
+
+    def _prune(self) -> None:
+        """Forget the runs that are delivered (``end`` of an ended run only reports)."""
+        self._runs = [(r, c) for r, c in self._runs if c.is_alive() or not r.end()]
 
     # -- ending ------------------------------------------------------------------------
 
@@ -174,9 +187,10 @@ class InferenceMonitor:
         wait = self.settings.flush_timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         self._thread.join(max(wait, 1.0))
+        self._prune()
         while self._runs and time.monotonic() < deadline:
-            self._runs = [run for run in self._runs if not run.end()]
             time.sleep(0.05)
+            self._prune()
         return not self._runs
 
     def stats(self) -> dict[str, float]:
@@ -202,16 +216,14 @@ def log_predictions(
     predict`` does), waiting up to ``flush_timeout`` for its delivery."""
     start = min((o.timestamp for o in observations), default=time.time())
     job = _Job([], start, time.time(), kind, filename)
-    return write_inference_run(
-        settings, _Group(model, observations), job, end_wait=settings.flush_timeout
-    )
+    run = write_inference_run(settings, _Group(model, observations), job)
+    run.end()
+    return run
 
 
-def write_inference_run(
-    settings: Settings, group: _Group, job: _Job, *, end_wait: float = _END_WAIT
-) -> Run:
+def write_inference_run(settings: Settings, group: _Group, job: _Job) -> Run:
     """Write one inference run for ``group`` (a model version's predictions in a window
-    or batch); returns the ended run, whose delivery may still be under way."""
+    or batch) into the journal; the caller ends it."""
     from flowscope.tracking.run import start_run
 
     model = group.model
@@ -260,7 +272,6 @@ def write_inference_run(
         run.log_error(exc)
         run.end("FAILED", timeout=0.0)
         raise
-    run.end(timeout=min(settings.flush_timeout, end_wait))
     return run
 
 
@@ -269,8 +280,10 @@ def _drift_report(model: ServedModel, scores: dict[str, float], settings: Settin
     return {
         "threshold": threshold,
         "reference_run": model.run_id,
-        "features": {name: {"psi": value, "drifted": value > threshold} for name, value in
-                     sorted(scores.items(), key=lambda item: -item[1])},
+        "features": {
+            name: {"psi": value, "drifted": value > threshold}
+            for name, value in sorted(scores.items(), key=lambda item: -item[1])
+        },
     }
 
 

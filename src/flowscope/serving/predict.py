@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowscope.serving.model import ModelRef, Predicted, ServedModel, load_served_model
-from flowscope.serving.schema import to_frame
 from flowscope.serving.summary import Observation
 
 if TYPE_CHECKING:
@@ -84,17 +83,22 @@ def _predict(
 
     arrived = time.time()
     started = time.perf_counter()
-    predicted: Predicted = model.predict(to_frame(model.schema, columns))
+    predicted: Predicted = model.predict_columns(columns)
     latency = time.perf_counter() - started
     observation = Observation(
-        uuid.uuid4().hex, arrived, latency, columns, predicted.labels, predicted.probabilities
+        uuid.uuid4().hex,
+        arrived,
+        latency,
+        predicted.labels,
+        predicted.probabilities,
+        predicted.inputs or {},
     )
     table = pd.DataFrame({"prediction": predicted.labels})
     if predicted.probabilities is not None:
         table["confidence"] = predicted.confidence
         for index, name in enumerate(model.class_names):
             table[f"proba_{name}"] = predicted.probabilities[:, index]
-    counts = table["prediction"].astype(str).value_counts()
+    counts = table["prediction"].astype(str).value_counts() if model.classes is not None else {}
     result = PredictionResult(
         model=model.name,
         version=model.version,

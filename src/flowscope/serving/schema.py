@@ -194,8 +194,10 @@ def check_values(column: Column, values: list[Any]) -> list[Any]:
     if kind in _INTEGER_TYPES:
         for index, value in enumerate(values):
             if value is None or (isinstance(value, float) and value != value):
-                raise SchemaError(f"column {shown(column.name)} is an integer column and cannot "
-                                  "hold missing values")
+                raise SchemaError(
+                    f"column {shown(column.name)} is an integer column and cannot "
+                    "hold missing values"
+                )
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise SchemaError(f"column {shown(column.name)} expects integers")
             if isinstance(value, float):
@@ -206,8 +208,10 @@ def check_values(column: Column, values: list[Any]) -> list[Any]:
     if kind == "boolean":
         for value in values:
             if value is None or (isinstance(value, float) and value != value):
-                raise SchemaError(f"column {shown(column.name)} is a boolean column and cannot "
-                                  "hold missing values")
+                raise SchemaError(
+                    f"column {shown(column.name)} is a boolean column and cannot "
+                    "hold missing values"
+                )
             if not isinstance(value, bool):
                 raise SchemaError(f"column {shown(column.name)} expects true or false")
         return values
@@ -221,10 +225,9 @@ def check_values(column: Column, values: list[Any]) -> list[Any]:
     return values
 
 
-def to_frame(schema: InputSchema, columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
-    """Checked columns as the DataFrame the model's pipeline takes."""
+def to_arrays(schema: InputSchema, columns: Mapping[str, Sequence[Any]]) -> dict[str, np.ndarray]:
+    """Checked columns as one NumPy array per column, of the signature's types."""
     import numpy as np
-    import pandas as pd
 
     data: dict[str, np.ndarray] = {}
     for column in schema.columns:
@@ -237,4 +240,11 @@ def to_frame(schema: InputSchema, columns: Mapping[str, Sequence[Any]]) -> pd.Da
             data[column.name] = array
         else:
             data[column.name] = np.array(values, dtype=column.numpy_dtype)
-    return pd.DataFrame(data, copy=False)
+    return data
+
+
+def to_frame(schema: InputSchema, columns: Mapping[str, Sequence[Any]]) -> pd.DataFrame:
+    """Checked columns as the DataFrame the model's pipeline takes."""
+    import pandas as pd
+
+    return pd.DataFrame(to_arrays(schema, columns), copy=False)

@@ -135,7 +135,13 @@ class PredictionService:
             latency = time.perf_counter() - started
             response = answer(model, predicted, request_id, latency, extra)
             observation = Observation(
-                request_id, arrived, latency, columns, predicted.labels, predicted.probabilities
+                request_id,
+                arrived,
+                latency,
+                predicted.labels,
+                predicted.probabilities,
+                predicted.inputs or {},
+                predicted.offset,
             )
             self.record(model, observation, batch=extra[0] if batch else None)
         except FlowscopeError as exc:
@@ -146,8 +152,9 @@ class PredictionService:
         except Exception:
             status = 500
             logger.exception("flowscope serve: prediction failed (request %s)", request_id)
-            response = error_body(500, "prediction failed; the server log has the details",
-                                  request_id)
+            response = error_body(
+                500, "prediction failed; the server log has the details", request_id
+            )
             if self.monitor is not None:
                 self.monitor.observe_error(model)
         finally:
@@ -168,11 +175,8 @@ class PredictionService:
             self.monitor.observe(model, observation)
 
 
-
 def _predict_table(model: ServedModel, columns: dict[str, list[Any]]) -> Predicted:
-    from flowscope.serving.schema import to_frame
-
-    return model.predict(to_frame(model.schema, columns))
+    return model.predict_columns(columns)
 
 
 async def parse_maybe_in_thread(body: bytes, function: Callable[[bytes], Any]) -> Any:

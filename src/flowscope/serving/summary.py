@@ -25,14 +25,16 @@ OUTPUT_COLUMNS = ("request_id", "timestamp", "model_version", "latency_ms", "pre
 
 @dataclass
 class Observation:
-    """One answered request: its inputs (checked columns), answer, id, time and latency."""
+    """One answered request: id, arrival, latency, answer, and its inputs, the rows
+    ``offset`` to ``offset + rows`` of the model call's ``inputs`` arrays."""
 
     request_id: str
     timestamp: float  # seconds since the epoch, when the request arrived
     latency: float  # seconds
-    columns: dict[str, list[Any]]
     labels: list[Any]
-    probabilities: np.ndarray | None = None
+    probabilities: np.ndarray | None
+    inputs: dict[str, np.ndarray]
+    offset: int = 0
 
     @property
     def rows(self) -> int:
@@ -51,13 +53,11 @@ def predictions_table(model: ServedModel, observations: Sequence[Observation]) -
     import numpy as np
     import pandas as pd
 
-    from flowscope.serving.schema import to_frame
-
-    inputs = {
-        name: [value for observation in observations for value in observation.columns[name]]
-        for name in model.schema.names
-    }
-    table = to_frame(model.schema, inputs)
+    names = model.schema.names
+    parts = _input_parts(observations)
+    table = pd.DataFrame(
+        {name: np.concatenate([part[name] for part in parts]) for name in names}, copy=False
+    )
     repeats = [observation.rows for observation in observations]
     outputs: dict[str, Any] = {
         "request_id": np.repeat([o.request_id for o in observations], repeats),
@@ -75,8 +75,31 @@ def predictions_table(model: ServedModel, observations: Sequence[Observation]) -
             outputs[f"proba_{name}"] = probabilities[:, index]
     for name, values in outputs.items():
         # an input column of the same name keeps its name; the answer gets a prefix
-        table["flowscope_" + name if name in inputs else name] = values
+        table["flowscope_" + name if name in names else name] = values
     return table
+
+
+def _input_parts(observations: Sequence[Observation]) -> list[dict[str, np.ndarray]]:
+    """The observations' input rows, in their order, as slices of the model calls' arrays;
+    neighbours from one call are one slice, so the cost grows with calls, not requests."""
+    parts: list[dict[str, np.ndarray]] = []
+    arrays: dict[str, np.ndarray] | None = None
+    start = stop = 0
+
+    def close() -> None:
+        if arrays is not None:
+            whole = start == 0 and stop == len(next(iter(arrays.values()), ()))
+            parts.append(arrays if whole else {k: v[start:stop] for k, v in arrays.items()})
+
+    for observation in observations:
+        if observation.inputs is arrays and observation.offset == stop:
+            stop += observation.rows
+            continue
+        close()
+        arrays, start = observation.inputs, observation.offset
+        stop = start + observation.rows
+    close()
+    return parts
 
 
 def window_metrics(
@@ -127,9 +150,7 @@ def window_metrics(
             metrics[f"percentage_{metric_key(name)}"] = 100.0 * count / samples
         metrics["unique_classes"] = float((counts > 0).sum())
     elif samples:
-        values = np.asarray(
-            [label for o in observations for label in o.labels], dtype=np.float64
-        )
+        values = np.asarray([label for o in observations for label in o.labels], dtype=np.float64)
         metrics.update(
             prediction_mean=float(values.mean()),
             prediction_std=float(values.std()),

@@ -26,6 +26,7 @@ from flowscope.tracking.params import flatten_params
 if TYPE_CHECKING:
     import pandas as pd
 
+    from flowscope.explain import Explanation, FairnessReport
     from flowscope.tracking.evaluation import Evaluation
     from flowscope.tracking.journal import Journal
     from flowscope.tracking.writer import Writer
@@ -332,6 +333,25 @@ class Run:
         from flowscope.tracking.records import log_environment
 
         return log_environment(self, seeds, environment=environment)
+
+    def log_explanations(
+        self, model: Any, X: Any, background: Any = None, max_rows: int = 1000
+    ) -> Explanation:
+        """Compute exact SHAP values of ``model`` on ``X`` and log them under ``explain/``
+        with the metric ``shap_additivity_error`` (see :mod:`flowscope.explain`)."""
+        from flowscope.explain.records import log_explanations
+
+        return log_explanations(self, model, X, background=background, max_rows=max_rows)
+
+    def log_fairness(
+        self, y_true: Any, y_pred: Any, sensitive_features: Any, *, pos_label: Any = None
+    ) -> FairnessReport:
+        """Log per-group metrics (``fairness/by_group.json``) and the demographic parity and
+        equalized odds differences as ``fairness_*`` metrics (see
+        :mod:`flowscope.explain.fairness`)."""
+        from flowscope.explain.fairness import log_fairness
+
+        return log_fairness(self, y_true, y_pred, sensitive_features, pos_label=pos_label)
 
     def log_model(
         self,

@@ -143,3 +143,132 @@ def scatter_figure(
     )
     figure.add_scatter(x=list(xs), y=list(ys), text=list(labels), mode="markers", name=metric)
     return figure
+
+
+# -- explanations (the run page's Explain section) ---------------------------------------
+
+
+def explain_importance_figure(
+    importance: Mapping[str, Sequence[Sequence[Any]]], space: str
+) -> go.Figure:
+    """Mean |SHAP value| per feature (``{class: [[feature, value], ...]}``), a bar per
+    class, the most important feature on top."""
+    order: list[str] = []
+    for pairs in importance.values():
+        order.extend(str(feature) for feature, _ in pairs if str(feature) not in order)
+    figure = _figure(
+        "feature importance",
+        barmode="group",
+        height=max(320, 24 * len(order) + 100),
+        xaxis={"title": {"text": f"mean |SHAP value| ({space})"}},
+        yaxis={"type": "category", "categoryorder": "array", "categoryarray": order[::-1]},
+    )
+    for output, pairs in importance.items():
+        figure.add_bar(
+            x=[value for _, value in pairs],
+            y=[str(feature) for feature, _ in pairs],
+            orientation="h",
+            name=str(output),
+        )
+    return figure
+
+
+def explain_beeswarm_figure(beeswarm: Mapping[str, Any], space: str) -> go.Figure:
+    """Each row's SHAP value per feature as a dot, coloured by the feature's value (rank
+    scaled 0..1: blue low, red high); the most important feature on top."""
+    import numpy as np
+
+    points = list(beeswarm["points"])
+    figure = _figure(
+        f"SHAP values ({beeswarm['output']})",
+        height=max(320, 30 * len(points) + 100),
+        showlegend=False,
+        xaxis={"title": {"text": f"SHAP value ({space})"}, "zeroline": True},
+        yaxis={
+            "tickvals": list(range(len(points))),
+            "ticktext": [point["feature"] for point in reversed(points)],
+            "range": [-0.7, len(points) - 0.3],
+        },
+    )
+    rng = np.random.default_rng(0)
+    for position, point in enumerate(reversed(points)):
+        count = len(point["shap"])
+        figure.add_scatter(
+            x=point["shap"],
+            y=(position + rng.uniform(-0.3, 0.3, count)).tolist(),
+            mode="markers",
+            name=point["feature"],
+            marker={
+                "size": 5,
+                "color": point["colour"] if point["colour"] is not None else "#888",
+                "colorscale": "RdBu",
+                "reversescale": True,
+                "cmin": 0,
+                "cmax": 1,
+                "showscale": position == 0 and point["colour"] is not None,
+                "colorbar": {
+                    "title": {"text": "value"},
+                    "tickvals": [0, 1],
+                    "ticktext": ["low", "high"],
+                },
+            },
+            hovertemplate=f"{point['feature']}: %{{x:.4g}}<extra></extra>",
+        )
+    return figure
+
+
+def explain_dependence_figure(dependence: Mapping[str, Any], space: str) -> go.Figure:
+    """One feature's SHAP value against its value."""
+    feature = dependence["feature"]
+    figure = _figure(
+        f"dependence on {feature} ({dependence['output']})",
+        xaxis={
+            "title": {"text": feature},
+            **({"type": "category"} if dependence.get("categorical") else {}),
+        },
+        yaxis={"title": {"text": f"SHAP value ({space})"}},
+    )
+    figure.add_scatter(x=dependence["x"] or [], y=dependence["shap"], mode="markers", name=feature)
+    return figure
+
+
+def explain_waterfall_figure(waterfall: Mapping[str, Any], space: str) -> go.Figure:
+    """From the base value to one row's output, feature by feature."""
+    steps = list(waterfall["steps"])
+    labels = [
+        step["feature"] if step["value"] is None else f"{step['feature']} = {step['value']}"
+        for step in steps
+    ]
+    figure = _figure(
+        f"row {waterfall['row']}: {waterfall['output_value']:.4g} ({waterfall['output']}, {space})",
+        height=max(320, 28 * len(steps) + 140),
+        showlegend=False,
+        yaxis={"type": "category", "autorange": "reversed"},
+        xaxis={"title": {"text": space}},
+    )
+    figure.add_trace(
+        go.Waterfall(
+            orientation="h",
+            y=["base value", *labels, "output"],
+            x=[waterfall["base_value"], *[step["shap"] for step in steps], 0.0],
+            measure=["absolute", *["relative"] * len(steps), "total"],
+            name="SHAP",
+        )
+    )
+    return figure
+
+
+def explain_figures(data: Mapping[str, Any]) -> dict[str, go.Figure]:
+    """The Explain section's charts, when the run has an explanation."""
+    explain = data.get("explain")
+    if not explain:
+        return {}
+    space = explain["summary"].get("output_space") or ""
+    figures = {
+        "explain_importance": explain_importance_figure(explain["importance"], space),
+        "explain_beeswarm": explain_beeswarm_figure(explain["beeswarm"], space),
+        "explain_dependence": explain_dependence_figure(explain["dependence"], space),
+    }
+    if explain.get("waterfall"):
+        figures["explain_waterfall"] = explain_waterfall_figure(explain["waterfall"], space)
+    return figures

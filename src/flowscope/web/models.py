@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
+from flowscope.errors import FlowscopeError
+from flowscope.registry.history import decision_history
+from flowscope.registry.promotion import preview_promotion
 from flowscope.registry.versions import compare_versions, model_detail, models_overview
 from flowscope.web.render import page
+
+_MAX_POLICY_BYTES = 64 * 1024
 
 router = APIRouter()
 
@@ -21,6 +29,25 @@ def compare(request: Request, name: str, versions: str = "") -> Response:
     numbers = [part for part in versions.replace(" ", ",").split(",") if part]
     data = compare_versions(request.app.state.settings, name, numbers)
     return page(request, "model_compare.html", data)
+
+
+@router.get("/models/{name}/history")
+def history(request: Request, name: str) -> Response:
+    return page(request, "model_history.html", decision_history(request.app.state.settings, name))
+
+
+@router.post("/models/{name}/preview")
+async def preview(request: Request, name: str) -> Response:
+    """A dry run of the policy in the body: raw YAML, or the ``policy`` field of a form."""
+    body = await request.body()
+    if len(body) > _MAX_POLICY_BYTES:
+        raise FlowscopeError(f"a policy is at most {_MAX_POLICY_BYTES} bytes", status=413)
+    text = body.decode("utf-8", errors="replace")
+    if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        text = parse_qs(text).get("policy", [""])[0]
+    # the dry run reads the store and bootstraps: keep it off the event loop
+    data = await run_in_threadpool(preview_promotion, request.app.state.settings, name, text)
+    return page(request, "model_preview.html", {**data, "policy_text": text})
 
 
 @router.get("/models/{name}")

@@ -77,11 +77,11 @@ def best(
 
 @router.get("/runs/{run_id}")
 def run(request: Request, run_id: str) -> Response:
-    data = run_detail(request.app.state.settings, run_id)
+    explain = {k: v for k, v in request.query_params.items() if k.startswith("explain_")}
+    data = run_detail(request.app.state.settings, run_id, explain)
     if not wants_json(request):
-        data["figures"] = {
-            name: figure_json(figure) for name, figure in charts.run_figures(data).items()
-        }
+        figures = {**charts.run_figures(data), **charts.explain_figures(data)}
+        data["figures"] = {name: figure_json(figure) for name, figure in figures.items()}
     return page(request, "run.html", data)
 
 

@@ -1,0 +1,445 @@
+"""Serving, side by side: one model behind ``mlflow models serve`` and ``flowscope serve``.
+
+Run from the repository root (either form)::
+
+    .venv/bin/python bench/serving.py
+    .venv/bin/python -m bench.serving --seconds 10 --soak 60 --json figures.json
+
+A random forest of 100 trees trained on breast_cancer is registered in a fresh SQLite
+store and served three ways, each a subprocess with one worker on loopback: MLflow's
+scoring server (``--env-manager local``), flowscope with its inference monitor on, and
+flowscope with it off. The same closed-loop client posts the same ``/invocations``
+payload (``dataframe_split``, 1 or 100 rows) at each concurrency; per cell, the three
+servers run one after the other, so a change in the machine's load touches all three.
+Then flowscope (monitoring on) is soaked while its memory is sampled, stopped gracefully,
+and its inference runs are checked to hold every prediction it made.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Run as ``python bench/serving.py``, this file's folder is sys.path[0], where the logging
+# benchmark would shadow the standard ``logging`` module; tests.servers (the server
+# process helper) and bench._load are imported from the repository root.
+if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
+    sys.path.pop(0)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import json
+import logging
+import signal
+import statistics
+import tempfile
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+from mlflow import MlflowClient
+from rich.console import Console
+from rich.table import Table
+from tests.servers import ServerProcess
+
+from bench._load import Cell, post_request, rss_mb, run_load
+from flowscope.config import Settings, load_settings
+from flowscope.modeling.data import load_builtin
+from flowscope.modeling.train import train
+
+MODEL = "bench-cancer"
+TASK = "bench-serving"
+TARGET_RPS_AT_32 = 10.0  # flowscope's requests/s over MLflow's at concurrency 32, at least
+TARGET_P50_AT_1 = 0.5  # flowscope's median latency over MLflow's at concurrency 1, at most
+TARGET_MONITORING_COST = 0.05  # throughput lost to monitoring, at most
+BIN = Path(sys.executable).parent
+
+
+class MlflowModelServer(ServerProcess):
+    """``mlflow models serve`` of the registered model, in the current environment."""
+
+    name = "mlflow-models-serve"
+    health_path = "/ping"
+
+    def __init__(self, root: Path, tracking_uri: str) -> None:
+        super().__init__(root)
+        self.tracking_uri = tracking_uri
+
+    def command(self) -> list[str]:
+        return [
+            str(BIN / "mlflow"),
+            "models",
+            "serve",
+            "-m",
+            f"models:/{MODEL}/1",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-w",
+            "1",
+        ]
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
+        env["MLFLOW_TRACKING_URI"] = self.tracking_uri
+        env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"  # it starts `uvicorn`
+        return env
+
+
+class FlowscopeServer(ServerProcess):
+    """``flowscope serve MODEL@champion``, its monitor on or off."""
+
+    health_path = "/health"
+
+    def __init__(self, root: Path, tracking_uri: str, monitor: bool) -> None:
+        super().__init__(root)
+        self.tracking_uri, self.monitor = tracking_uri, monitor
+        self.name = f"flowscope-serve-monitor-{'on' if monitor else 'off'}"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "flowscope.cli",
+            "serve",
+            f"{MODEL}@champion",
+            "--port",
+            str(self.port),
+            "--tracking-uri",
+            self.tracking_uri,
+        ]
+
+    def environment(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
+        env.update(
+            FLOWSCOPE_MONITOR=str(self.monitor).lower(),
+            FLOWSCOPE_JOURNAL_DIR=str(self.root / "journal"),
+            FLOWSCOPE_ARTIFACTS_DIR=str(self.root.parent / "mlartifacts"),
+            FLOWSCOPE_AUTOLOG="false",
+        )
+        return env
+
+    def terminate(self, timeout: float = 120) -> None:
+        """SIGTERM, as a deployment stops it: the open window is written first."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=timeout)
+            self.process = None
+
+
+def prepare(root: Path) -> tuple[Settings, dict[int, bytes]]:
+    """The store with the registered model, and the payload of each row count."""
+    settings = load_settings(
+        tracking_uri=f"sqlite:///{root / 'mlflow.db'}",
+        artifacts_dir=root / "mlartifacts",
+        journal_dir=root / "journal",
+        autolog=False,
+        sync_on_start=False,
+    )
+    frame, target = load_builtin("breast_cancer")
+    result = train(
+        frame,
+        target,
+        "random_forest",
+        {"n_estimators": 100},
+        task=TASK,
+        register=MODEL,
+        settings=settings,
+    )
+    MlflowClient(settings.tracking_uri).set_registered_model_alias(MODEL, "champion", "1")
+    features = frame.drop(columns=[target]).sample(100, random_state=0)
+    payloads = {
+        rows: json.dumps(
+            {
+                "dataframe_split": {
+                    "columns": list(features.columns),
+                    "data": features.head(rows).values.tolist(),
+                }
+            }
+        ).encode()
+        for rows in (1, 100)
+    }
+    assert result.registered_version == "1"
+    return settings, payloads
+
+
+def same_answers(servers: dict[str, ServerProcess], payload: bytes) -> bool:
+    answers = [
+        httpx.post(
+            f"{server.url}/invocations",
+            content=payload,
+            timeout=60,
+            headers={"Content-Type": "application/json"},
+        ).json()
+        for server in servers.values()
+    ]
+    return all(answer == answers[0] for answer in answers)
+
+
+def soak(server: FlowscopeServer, payload: bytes, seconds: float) -> dict[str, Any]:
+    """Load at concurrency 8 for ``seconds`` while sampling the server's memory."""
+    assert server.process is not None
+    pid = server.process.pid
+    samples: list[float] = [rss_mb(pid)]
+    result: dict[str, Cell] = {}
+    worker = threading.Thread(
+        target=lambda: result.update(
+            cell=run_load(
+                server.port,
+                post_request(server.port, "/invocations", payload),
+                concurrency=8,
+                seconds=seconds,
+                warmup=0,
+                limit=10**9,
+            )
+        )
+    )
+    worker.start()
+    while worker.is_alive():
+        worker.join(1.0)
+        samples.append(rss_mb(pid))
+    cell = result["cell"]
+    return {
+        "seconds": seconds,
+        "requests": cell.requests,
+        "errors": cell.errors,
+        "rps": cell.rps,
+        "rss_start_mb": samples[0],
+        "rss_max_mb": max(samples),
+        "rss_end_mb": samples[-1],
+        "rss_samples_mb": samples,
+    }
+
+
+def recorded_predictions(settings: Settings) -> tuple[int, int]:
+    """Inference runs written for the model, and the predictions they hold."""
+    client = MlflowClient(settings.tracking_uri)
+    experiment = client.get_experiment_by_name(f"{TASK}-inference")
+    if experiment is None:
+        return 0, 0
+    runs = client.search_runs([experiment.experiment_id], max_results=10_000)
+    return len(runs), int(sum(run.data.metrics.get("samples", 0) for run in runs))
+
+
+def served_predictions(server: ServerProcess) -> int:
+    text = httpx.get(f"{server.url}/metrics", timeout=30).text
+    return int(
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("flowscope_predictions_total{")
+        )
+    )
+
+
+def render(cells: list[dict[str, Any]]) -> Table:
+    table = Table(title="serving: /invocations, one worker each, loopback")
+    for column in (
+        "rows",
+        "concurrency",
+        "server",
+        "requests",
+        "errors",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+    ):
+        table.add_column(column, justify="left" if column == "server" else "right")
+    for cell in cells:
+        table.add_row(
+            str(cell["rows"]),
+            str(cell["concurrency"]),
+            cell["server"],
+            f"{cell['requests']:,}",
+            str(cell["errors"]),
+            f"{cell['rps']:,.0f}",
+            f"{cell['p50_ms']:.2f}",
+            f"{cell['p99_ms']:.2f}",
+        )
+    return table
+
+
+def ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (rows, concurrency): flowscope (monitor on) over MLflow, and monitoring's cost."""
+    found = []
+    keys = sorted({(c["rows"], c["concurrency"]) for c in cells})
+    for rows, concurrency in keys:
+        by = {c["server"]: c for c in cells if (c["rows"], c["concurrency"]) == (rows, concurrency)}
+        mlflow, on, off = by["mlflow"], by["flowscope"], by["flowscope-unmonitored"]
+        found.append(
+            {
+                "rows": rows,
+                "concurrency": concurrency,
+                "rps_ratio": on["rps"] / mlflow["rps"],
+                "p50_ratio": on["p50_ms"] / mlflow["p50_ms"],
+                "p99_ratio": on["p99_ms"] / mlflow["p99_ms"],
+                "monitoring_cost": 1 - on["rps"] / off["rps"],
+            }
+        )
+    return found
+
+
+def render_ratios(rows: list[dict[str, Any]]) -> Table:
+    table = Table(title="flowscope (monitoring on) against mlflow models serve")
+    for column in ("rows", "concurrency", "req/s ×", "p50 ×", "p99 ×", "monitoring cost"):
+        table.add_column(column, justify="right")
+    for row in rows:
+        table.add_row(
+            str(row["rows"]),
+            str(row["concurrency"]),
+            f"{row['rps_ratio']:.1f}",
+            f"{row['p50_ratio']:.2f}",
+            f"{row['p99_ratio']:.2f}",
+            f"{row['monitoring_cost']:+.1%}",
+        )
+    return table
+
+
+def verdicts(rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    found = []
+    for row in rows:
+        where = f"{row['rows']}-row payload, concurrency {row['concurrency']}"
+        if row["concurrency"] == 32:
+            found.append(
+                (
+                    f"{where}: req/s {row['rps_ratio']:.1f}× MLflow's (≥ "
+                    f"{TARGET_RPS_AT_32:.0f}×) with lower p99 ({row['p99_ratio']:.2f}×)",
+                    row["rps_ratio"] >= TARGET_RPS_AT_32 and row["p99_ratio"] < 1,
+                )
+            )
+        if row["concurrency"] == 1:
+            found.append(
+                (
+                    f"{where}: p50 {row['p50_ratio']:.2f}× MLflow's (≤ {TARGET_P50_AT_1})",
+                    row["p50_ratio"] <= TARGET_P50_AT_1,
+                )
+            )
+    costs = [row["monitoring_cost"] for row in rows]
+    mean = statistics.fmean(costs)
+    found.append(
+        (
+            f"monitoring costs {mean:+.1%} throughput on average over the cells "
+            f"(≤ {TARGET_MONITORING_COST:.0%}; per cell "
+            f"{', '.join(f'{c:+.0%}' for c in costs)})",
+            mean <= TARGET_MONITORING_COST,
+        )
+    )
+    return found
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per cell")
+    parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per cell")
+    parser.add_argument("--requests", type=int, default=20_000, help="at most, per cell")
+    parser.add_argument("--concurrency", default="1,8,32", help="comma-separated")
+    parser.add_argument("--rows", default="1,100", help="payload rows, comma-separated: 1, 100")
+    parser.add_argument("--soak", type=float, default=20.0, help="seconds of the memory soak")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    args.concurrency = [int(part) for part in args.concurrency.split(",") if part.strip()]
+    args.rows = [int(part) for part in args.rows.split(",") if part.strip()]
+    if set(args.rows) - {1, 100} or min(args.concurrency) < 1 or args.seconds <= 0:
+        parser.error("--rows takes 1 and/or 100; --concurrency and --seconds must be positive")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    console = Console(width=None if sys.stdout.isatty() else 130)
+    report: dict[str, Any] = {"config": {**vars(args), "json": str(args.json)}}
+    with tempfile.TemporaryDirectory(prefix="flowscope-bench-serving-") as tmp:
+        root = Path(tmp)
+        with console.status("training and registering the model"):
+            settings, payloads = prepare(root)
+        uri = settings.tracking_uri
+        servers: dict[str, Any] = {
+            "mlflow": MlflowModelServer(root / "mlflow", uri),
+            "flowscope-unmonitored": FlowscopeServer(root / "off", uri, monitor=False),
+            "flowscope": FlowscopeServer(root / "on", uri, monitor=True),
+        }
+        try:
+            with console.status("starting the three servers"):
+                for server in servers.values():
+                    server.start(timeout=180)
+            report["same_answers"] = same_answers(servers, payloads[100])
+            cells = []
+            for rows in args.rows:
+                for concurrency in args.concurrency:
+                    for label, server in servers.items():
+                        with console.status(f"{rows} rows, concurrency {concurrency}: {label}"):
+                            cell = run_load(
+                                server.port,
+                                post_request(server.port, "/invocations", payloads[rows]),
+                                concurrency=concurrency,
+                                seconds=args.seconds,
+                                warmup=args.warmup,
+                                limit=args.requests,
+                            )
+                        cells.append(
+                            {
+                                "rows": rows,
+                                "concurrency": concurrency,
+                                "server": label,
+                                "requests": cell.requests,
+                                "errors": cell.errors,
+                                "rps": cell.rps,
+                                "p50_ms": cell.p50,
+                                "p99_ms": cell.p99,
+                            }
+                        )
+                        console.print(
+                            f"[dim]{rows} rows, concurrency {concurrency}, {label}: "
+                            f"{cell.rps:,.0f} req/s, p50 {cell.p50:.2f} ms, "
+                            f"p99 {cell.p99:.2f} ms[/]"
+                        )
+            report["mlflow_rss_mb"] = rss_mb(servers["mlflow"].process.pid)
+            with console.status(f"soaking flowscope for {args.soak:.0f} s"):
+                report["soak"] = soak(servers["flowscope"], payloads[1], args.soak)
+            served = served_predictions(servers["flowscope"])
+            with console.status("stopping flowscope: the open window is written"):
+                servers["flowscope"].terminate()
+            report["monitor"] = dict(
+                zip(("runs", "recorded"), recorded_predictions(settings), strict=True),
+                served=served,
+            )
+        finally:
+            for server in servers.values():
+                server.stop()
+    report["cells"], report["ratios"] = cells, ratios(cells)
+    report["verdicts"] = verdicts(report["ratios"])
+    console.print(render(cells))
+    console.print(render_ratios(report["ratios"]))
+    soaked = report["soak"]
+    console.print(
+        f"memory: flowscope (monitoring on) {soaked['rss_start_mb']:.0f} MiB at the soak's "
+        f"start, {soaked['rss_max_mb']:.0f} MiB at most, {soaked['rss_end_mb']:.0f} MiB after "
+        f"{soaked['seconds']:.0f} s at {soaked['rps']:,.0f} req/s ({soaked['errors']} errors); "
+        f"mlflow models serve {report['mlflow_rss_mb']:.0f} MiB"
+    )
+    monitor = report["monitor"]
+    console.print(
+        f"monitor: {monitor['served']:,} predictions served, {monitor['recorded']:,} recorded in "
+        f"{monitor['runs']} inference runs; answers equal across servers: "
+        f"{'yes' if report['same_answers'] else '[red]no[/]'}"
+    )
+    for text, met in report["verdicts"]:
+        console.print(f"{'[green]met[/]' if met else '[red]missed[/]'}: {text}")
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=2, default=str))
+        console.print(f"figures written to {args.json}")
+    # Missed targets are figures to read; wrong answers or lost records are failures.
+    errors = sum(cell["errors"] for cell in cells) + soaked["errors"]
+    intact = report["same_answers"] and monitor["recorded"] == monitor["served"]
+    return 0 if intact and not errors else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+"""Hot reload: the alias moves while clients keep posting, and no request fails."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import httpx
+import numpy as np
+
+from flowscope.serving import create_serving_app
+from tests.serving.conftest import LiveServer, Registry, iris_features, records
+
+
+def test_alias_moves_under_concurrent_load_with_zero_failed_requests(registry: Registry) -> None:
+    name = registry.fresh("random_forest")  # version 1: a random forest
+    assert registry.register(name, registry.run_ids["xgboost"], alias=None) == "2"
+    X = iris_features()
+    rows = records(X)
+    expected = {
+        "1": registry.pipeline("random_forest").predict_proba(X),
+        "2": registry.pipeline("xgboost").predict_proba(X),
+    }
+    settings = registry.using(serve_reload_interval=0.1, monitor=False)
+    app = create_serving_app(settings, f"{name}@champion")
+    stop = threading.Event()
+    answers: list[list[tuple[int, int, str, list[float]]]] = [[] for _ in range(6)]
+
+    def client_loop(slot: int, base_url: str) -> None:
+        with httpx.Client(base_url=base_url, timeout=30) as http:
+            index = slot
+            while not stop.is_set():
+                row = index % len(rows)
+                answer = http.post("/predict", json=rows[row])
+                body: dict[str, Any] = answer.json()
+                probabilities = (
+                    list(body["predictions"][0]["probabilities"].values())
+                    if (answer.status_code == 200)
+                    else []
+                )
+                answers[slot].append((answer.status_code, row, body.get("version"), probabilities))
+                index += len(answers)
+
+    with LiveServer(app) as server:
+        threads = [
+            threading.Thread(target=client_loop, args=(slot, server.url)) for slot in range(6)
+        ]
+        for thread in threads:
+            thread.start()
+        time.sleep(1.0)
+        registry.client.set_registered_model_alias(name, "champion", "2")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # until every client has been answered by v2 a while
+            if all(sum(a[2] == "2" for a in slot) >= 20 for slot in answers):
+                break
+            time.sleep(0.1)
+        stop.set()
+        for thread in threads:
+            thread.join(30)
+        with httpx.Client(base_url=server.url) as http:
+            model = http.get("/model").json()
+            metrics = http.get("/metrics").text
+    every = [answer for slot in answers for answer in slot]
+    assert len(every) > 100
+    assert all(status == 200 for status, *_ in every), {a[0] for a in every}
+    assert {version for _, _, version, _ in every} == {"1", "2"}
+    for slot in answers:
+        versions = [version for _, _, version, _ in slot]
+        first_new = versions.index("2")
+        assert set(versions[first_new:]) == {"2"}  # once answered by v2, never by v1 again
+        assert versions[-1] == "2"
+    for _, row, version, probabilities in every:
+        np.testing.assert_allclose(probabilities, expected[version][row], rtol=1e-9, atol=1e-12)
+    assert model["version"] == "2" and model["alias"] == "champion"
+    assert "flowscope_model_reloads_total 1" in metrics
+
+
+def test_a_pinned_version_is_never_reloaded(registry: Registry) -> None:
+    name = registry.fresh("random_forest")
+    registry.register(name, registry.run_ids["lightgbm"], alias="champion")
+    settings = registry.using(serve_reload_interval=0.05, monitor=False)
+    app = create_serving_app(settings, f"{name}/1")
+    with LiveServer(app) as server, httpx.Client(base_url=server.url) as http:
+        time.sleep(0.3)
+        answer = http.post("/predict", json=records(iris_features().head(1))[0]).json()
+    assert answer["version"] == "1"
