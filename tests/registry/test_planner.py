@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from flowscope.registry.lifecycle import ModelState, VersionState
-from flowscope.registry.policy import parse_policy
 from flowscope.registry.plan import plan_promotion
+from flowscope.registry.policy import parse_policy
 
 EVIDENCE = {"signature": True, "evaluation": True, "explanations": False}
 
