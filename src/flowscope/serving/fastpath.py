@@ -15,6 +15,7 @@ probabilities on check rows.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -70,7 +71,8 @@ def _numeric_plan(pipeline: Any) -> list[tuple[list[str], Any, Any]] | None:
         if not steps or not isinstance(steps[0][1], SimpleImputer):
             return None
         imputer = steps[0][1]
-        if imputer.add_indicator or imputer.missing_values == imputer.missing_values:
+        marker = imputer.missing_values
+        if imputer.add_indicator or not (isinstance(marker, float) and math.isnan(marker)):
             return None  # only NaN as the missing marker, and no indicator columns
         scaler = None
         if len(steps) == 2 and isinstance(steps[1][1], StandardScaler):

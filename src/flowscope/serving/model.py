@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.serving.fastpath import Predictor, compile_predictor
 from flowscope.serving.schema import InputSchema
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class ServedModel:
     signature: dict[str, Any]
     classes: list[Any] | None
     profile: dict[str, Any] | None = None
+    fast: Predictor | None = None  # the pipeline's exact shortcut, when it has one
     loaded_at: float = field(default_factory=time.time)
 
     @property
@@ -97,24 +99,33 @@ class ServedModel:
         import numpy as np
 
         if self.classes is None:
-            values = np.asarray(self.pipeline.predict(frame))
-            return Predicted(labels=values.tolist())
-        probabilities = np.asarray(self.pipeline.predict_proba(frame), dtype=np.float64)
-        best = probabilities.argmax(axis=1)
-        labels = [self.classes[index] for index in best.tolist()]
-        confidence = probabilities[np.arange(len(best)), best]
-        return Predicted(labels=labels, probabilities=probabilities, confidence=confidence)
+            return Predicted(labels=np.asarray(self.pipeline.predict(frame)).tolist())
+        return self._answer(np.asarray(self.pipeline.predict_proba(frame), dtype=np.float64))
 
     def predict_columns(self, columns: dict[str, list[Any]]) -> Predicted:
-        """Predict checked columns (see :mod:`~flowscope.serving.schema`)."""
+        """Predict checked columns (see :mod:`~flowscope.serving.schema`), through the
+        exact shortcut when the model has one."""
+        import numpy as np
         import pandas as pd
 
         from flowscope.serving.schema import to_arrays
 
         arrays = to_arrays(self.schema, columns)
-        predicted = self.predict(pd.DataFrame(arrays, copy=False))
+        if self.fast is not None:
+            predicted = self._answer(np.asarray(self.fast(arrays), dtype=np.float64))
+        else:
+            predicted = self.predict(pd.DataFrame(arrays, copy=False))
         predicted.inputs = arrays
         return predicted
+
+    def _answer(self, probabilities: np.ndarray) -> Predicted:
+        import numpy as np
+
+        classes = self.classes or []
+        best = probabilities.argmax(axis=1)
+        labels = [classes[index] for index in best.tolist()]
+        confidence = probabilities[np.arange(len(best)), best]
+        return Predicted(labels=labels, probabilities=probabilities, confidence=confidence)
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /model`` answers."""
@@ -172,6 +183,8 @@ def load_served_model(settings: Settings, ref: ModelRef, version: str | None = N
         raise FlowscopeError(f"model {ref.name} version {version} has no signature to check input")
     classes = getattr(pipeline, "classes_", None)
     run_id = model_version.run_id
+    schema = InputSchema.from_signature(signature)
+    profile = _profile(client, run_id)
     return ServedModel(
         name=ref.name,
         version=version,
@@ -179,10 +192,11 @@ def load_served_model(settings: Settings, ref: ModelRef, version: str | None = N
         run_id=run_id,
         task=training_task(settings, client, run_id, ref.name),
         pipeline=pipeline,
-        schema=InputSchema.from_signature(signature),
+        schema=schema,
         signature={key: _json(value) for key, value in signature.to_dict().items()},
         classes=None if classes is None else list(_plain(classes)),
-        profile=_profile(client, run_id),
+        profile=profile,
+        fast=compile_predictor(pipeline, schema, profile),
     )
 
 

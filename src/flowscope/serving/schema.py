@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 _FLOAT_TYPES = {"double", "float"}
 _INTEGER_TYPES = {"long", "integer"}
+_PLAIN_NUMBERS = {float, int, type(None)}
 _NAME_LIMIT = 60
 
 
@@ -127,10 +128,11 @@ class InputSchema:
             if not isinstance(row, list) or len(row) != width:
                 raise FlowscopeError(f"each row must be a list of {width} values")
         position = {name: index for index, name in enumerate(names)}
+        by_column = list(zip(*rows, strict=True))  # transposed in C
         columns: dict[str, list[Any]] = {}
         for column in self.columns:
             index = position.get(column.name)
-            values = [None] * len(rows) if index is None else [row[index] for row in rows]
+            values = [None] * len(rows) if index is None else list(by_column[index])
             columns[column.name] = check_values(column, values)
         return columns
 
@@ -176,6 +178,17 @@ class InputSchema:
 def check_values(column: Column, values: list[Any]) -> list[Any]:
     """Check one column's values against its type; returns them, missing ones as None."""
     kind = column.type
+    # The common cases are decided by the set of value types, in C; the loops below only
+    # run for the rest (numpy scalars from a parsed table, and errors).
+    types = set(map(type, values))
+    if kind in _FLOAT_TYPES and types <= _PLAIN_NUMBERS:
+        if float in types and (math.inf in values or -math.inf in values):
+            raise SchemaError(f"column {shown(column.name)} holds an infinite value")
+        return values
+    if (kind in _INTEGER_TYPES and types <= {int}) or (kind == "boolean" and types <= {bool}):
+        return values
+    if kind not in _FLOAT_TYPES | _INTEGER_TYPES | {"boolean"} and types <= {str, type(None)}:
+        return values
     if kind in _FLOAT_TYPES:
         for index, value in enumerate(values):
             cls = type(value)

@@ -1,0 +1,132 @@
+"""Rows, checks and summaries shared by the SQL and the client run stores."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowscope.analysis import _sql
+from flowscope.analysis.best import default_direction
+from flowscope.analysis.runs import DEFAULT_KIND, KIND_TAG
+from flowscope.errors import FlowscopeError, NotFoundError
+
+KINDS = ("training", "inference", "tuning", "trial", "evaluation")
+BEST_VALUES = ("last", "min", "max")
+MAX_PAGE_SIZE = 50_000  # MLflow's own ceiling on max_results
+PARENT_RUN_TAG = "mlflow.parentRunId"
+
+
+@dataclass
+class RunPage:
+    """One page of runs and how many runs match in all."""
+
+    rows: list[dict[str, Any]]
+    total: int
+    page: int
+    page_size: int
+    order_by: list[str] = field(default_factory=list)
+
+
+def make_row(
+    *,
+    run_id: str,
+    run_name: str | None,
+    experiment_id: str,
+    user_id: str | None,
+    status: str,
+    start_time: int | None,
+    end_time: int | None,
+    params: Mapping[str, str],
+    metrics: Mapping[str, float],
+    tags: Mapping[str, str | None],
+) -> dict[str, Any]:
+    """One run as a flat dict, the same from either store."""
+    row: dict[str, Any] = {
+        "run_id": run_id,
+        "run_name": run_name,
+        "experiment_id": experiment_id,
+        "user_id": user_id,
+        "kind": str(tags.get(KIND_TAG, DEFAULT_KIND)),
+        "status": status,
+        "start_time": start_time,
+        "end_time": end_time,
+    }
+    for key in sorted(params):
+        row[f"params.{key}"] = params[key]
+    for key in sorted(metrics):
+        row[f"metrics.{key}"] = metrics[key]
+    for key in sorted(tags):
+        if shown_tag(key):
+            row[f"tags.{key}"] = tags[key]
+    return row
+
+
+def shown_tag(key: str) -> bool:
+    return not key.startswith("mlflow.") or key == PARENT_RUN_TAG
+
+
+def check_kind(kind: str | None) -> None:
+    if kind is not None and kind not in KINDS:
+        raise FlowscopeError(f"unknown run kind {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+def check_page(page: int, page_size: int) -> None:
+    if page < 1:
+        raise FlowscopeError(f"page must be 1 or more, not {page}")
+    if not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise FlowscopeError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
+
+
+def check_best(metric: str, direction: str | None, value: str, runners_up: int) -> str:
+    direction = direction or default_direction(metric)
+    if direction not in ("max", "min"):
+        raise FlowscopeError(f"direction must be 'max' or 'min', not {direction!r}")
+    if value not in BEST_VALUES:
+        raise FlowscopeError(f"value must be one of {', '.join(BEST_VALUES)}, not {value!r}")
+    if runners_up < 0:
+        raise FlowscopeError(f"runners_up must be 0 or more, not {runners_up}")
+    return direction
+
+
+def no_metric_error(metric: str, constraints: str | None, looked_at: int) -> FlowscopeError:
+    where = f" matching {constraints!r}" if constraints else ""
+    return FlowscopeError(f"no run{where} has the metric {metric!r} ({looked_at} runs looked at)")
+
+
+def tie_break(metric: str, value: float, sharing: int) -> str | None:
+    if sharing < 2:
+        return None
+    return f"{sharing} runs share {metric} = {value:g}; the earliest started wins"
+
+
+def metric_summary(metric: str, direction: str | None, values: Sequence[float]) -> dict[str, Any]:
+    """Count, mean, min, max and best of a metric's values, NaN left out as pandas does."""
+    direction = direction or default_direction(metric)
+    if direction not in ("max", "min"):
+        raise FlowscopeError(f"direction must be 'max' or 'min', not {direction!r}")
+    present = [value for value in values if not math.isnan(value)]
+    low = min(present) if present else None
+    high = max(present) if present else None
+    return {
+        "name": metric,
+        "count": len(present),
+        "mean": _sql.mean(present) if present else None,
+        "min": low,
+        "max": high,
+        "best": high if direction == "max" else low,
+        "direction": direction,
+    }
+
+
+def experiment_ints(experiment_ids: Sequence[str]) -> list[int]:
+    if not experiment_ids:
+        raise FlowscopeError("no experiment given")
+    ints = []
+    for experiment_id in experiment_ids:
+        try:
+            ints.append(int(experiment_id))
+        except (TypeError, ValueError):
+            raise NotFoundError(f"no experiment with id {experiment_id!r}") from None
+    return ints
