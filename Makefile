@@ -38,6 +38,9 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/logging.py
+	$(BIN)/python bench/dashboard.py
+	$(BIN)/python bench/explain.py
+	$(BIN)/python bench/serving.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) test-output .pytest_cache

@@ -145,3 +145,22 @@ def test_figures_are_built_from_the_data_alone() -> None:
     assert list(waterfall.y) == ["base value", "a = 1", "b = x", "output"]
     assert np.isclose(sum(waterfall.x[:-1]), 0.1)
     assert charts.explain_figures({"explain": None}) == {}
+
+
+def test_run_page_shows_fairness_by_group(client, seeded) -> None:
+    """A run that logged fairness shows its per-group table and gap metrics."""
+    import numpy as np
+
+    import flowscope
+
+    rng = np.random.default_rng(0)
+    y_true = rng.integers(0, 2, 200)
+    y_pred = np.where(rng.random(200) < 0.8, y_true, 1 - y_true)
+    group = rng.choice(["a", "b"], 200)
+    with flowscope.start_run("fairness-page", settings=seeded) as run:
+        run.log_fairness(y_true, y_pred, group)
+    data = client.get(f"/runs/{run.run_id}.json").json()
+    groups = {row[data["fairness"]["sensitive_feature"]] for row in data["fairness"]["by_group"]}
+    assert groups == {"a", "b"}
+    page = client.get(f"/runs/{run.run_id}")
+    assert 'id="fairness-groups"' in page.text

@@ -192,9 +192,13 @@ def test_compare_marks_best_and_hides_identical_params(client) -> None:
     best = max(accuracy["values"])
     marked = accuracy["best"] if isinstance(accuracy["best"], list) else [accuracy["best"]]
     assert all(accuracy["values"][index] == best for index in marked)
+    # the runs explained their predictions: importances side by side, over the same features
+    importances = data["importances"]
+    assert set(importances["runs"]) == set(data["labels"])
+    assert {"alcohol", "proline"} <= set(importances["features"])
     page = client.get("/compare", params={"runs": ids})
     assert page.status_code == 200
-    assert "data-figure" in page.text
+    assert "data-figure" in page.text and 'data-name="importances"' in page.text
     too_few = client.get("/compare.json", params={"runs": runs[0]["run_id"]})
     assert too_few.status_code == 400
 

@@ -69,6 +69,7 @@ def compare_view(
             "x": [_number(row.get(f"params.{chosen_param}")) for row in rows],
             "y": [row.get(f"metrics.{chosen_metric}") for row in rows],
         },
+        "importances": _importances(settings, rows, labels),
         "significance": None,
     }
     if chosen_metric:
@@ -79,6 +80,31 @@ def compare_view(
         except FlowscopeError as exc:
             data["significance"] = {"pairs": [], "skipped": [], "reason": exc.message}
     return data
+
+
+def _importances(
+    settings: Settings, rows: list[dict[str, Any]], labels: list[str]
+) -> dict[str, Any] | None:
+    """Mean |SHAP| per input feature of each run that logged explanations, side by side:
+    ``{"features": [...], "runs": {label: [value per feature or None]}}``."""
+    from flowscope.analysis.artifacts import read_json_artifact
+
+    found: dict[str, dict[str, float]] = {}
+    for row, label in zip(rows, labels, strict=True):
+        summary = read_json_artifact(settings, row["run_id"], "explain/summary.json")
+        if isinstance(summary, dict) and summary.get("mean_abs_shap_overall"):
+            found[label] = summary["mean_abs_shap_overall"]
+    if not found:
+        return None
+    totals: dict[str, float] = {}
+    for values in found.values():
+        for feature, value in values.items():
+            totals[feature] = totals.get(feature, 0.0) + value
+    features = sorted(totals, key=lambda feature: -totals[feature])[:20]
+    return {
+        "features": features,
+        "runs": {label: [values.get(f) for f in features] for label, values in found.items()},
+    }
 
 
 def _number(value: Any) -> Any:

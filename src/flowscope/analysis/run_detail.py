@@ -73,6 +73,7 @@ def run_detail(
         "histories": _histories(client, run_id, sorted(run.data.metrics)),
         "evaluation": _evaluation(client, run_id, files, run.data.metrics),
         "profile": _json_artifact(client, run_id, "dataset/profile.json", files),
+        "fairness": _json_artifact(client, run_id, "fairness/by_group.json", files),
         "explain": explain_view(client, run_id, files, explain),
         "artifacts": artifacts,
         "mlflow_url": _mlflow_url(settings, info.experiment_id, run_id),

@@ -272,3 +272,13 @@ def explain_figures(data: Mapping[str, Any]) -> dict[str, go.Figure]:
     if explain.get("waterfall"):
         figures["explain_waterfall"] = explain_waterfall_figure(explain["waterfall"], space)
     return figures
+
+
+def importance_comparison_figure(importances: Mapping[str, Any]) -> go.Figure:
+    """Mean |SHAP| per feature, a bar group per run: which features each model leans on."""
+    figure = _figure(
+        "feature importance (mean |SHAP|)", barmode="group", height=420, xaxis={"type": "category"}
+    )
+    for label, values in importances["runs"].items():
+        figure.add_bar(x=list(importances["features"]), y=list(values), name=label)
+    return figure

@@ -49,6 +49,8 @@ def compare_figures(data: dict[str, Any]) -> dict[str, Any]:
         figures["parallel"] = charts.parallel_figure(
             data["parallel"]["dimensions"], data["parallel"]["metric"], data["metric"]
         )
+    if data.get("importances"):
+        figures["importances"] = charts.importance_comparison_figure(data["importances"])
     if data["metric"] and data["param"]:
         figures["scatter"] = charts.scatter_figure(
             data["param"],
