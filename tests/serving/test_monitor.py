@@ -131,3 +131,16 @@ def test_monitoring_off_writes_nothing(registry: Registry) -> None:
     with TestClient(create_serving_app(settings, f"{name}@champion")) as client:
         assert client.post("/predict", json=records(iris_features().head(2))).status_code == 200
     assert inference_runs(settings, name) == []
+
+
+def test_a_full_monitor_counts_what_it_drops(registry: Registry) -> None:
+    name = registry.fresh("random_forest")
+    settings = registry.using(monitor_max_buffered=5, monitor_window_seconds=3600)
+    rows = records(iris_features().head(10))
+    with TestClient(create_serving_app(settings, f"{name}@champion")) as client:
+        for row in rows:
+            assert client.post("/predict", json=row).status_code == 200  # serving goes on
+        metrics = client.get("/metrics").text
+    assert "flowscope_monitor_dropped_predictions 5" in metrics
+    (run,) = inference_runs(settings, name)
+    assert run.data.metrics["samples"] == 5 and run.data.metrics["dropped"] == 5

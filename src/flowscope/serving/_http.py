@@ -80,9 +80,12 @@ async def read_body(request: Request, limit: int) -> bytes:
 def parse_json(body: bytes) -> Any:
     try:
         return json.loads(body)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError
-        where = f" (line {exc.lineno}, column {exc.colno})" if hasattr(exc, "lineno") else ""
-        raise FlowscopeError(f"the body is not valid JSON{where}") from None
+    except json.JSONDecodeError as exc:
+        raise FlowscopeError(
+            f"the body is not valid JSON (line {exc.lineno}, column {exc.colno})"
+        ) from None
+    except (ValueError, RecursionError):  # not UTF-8, a number too long, nesting too deep
+        raise FlowscopeError("the body is not valid JSON") from None
 
 
 def records_of(payload: Any, schema: InputSchema) -> dict[str, list[Any]]:
@@ -107,7 +110,7 @@ def mlflow_inputs_of(payload: Any, schema: InputSchema) -> dict[str, list[Any]]:
     if formats[0] == "dataframe_split":
         if not isinstance(data, Mapping):
             raise FlowscopeError("dataframe_split must be an object with columns and data")
-        return schema.columns_from_split(data.get("columns"), data.get("data"))
+        return schema.columns_from_split(data.get("columns", ()), data.get("data", ()))
     if isinstance(data, Mapping):
         if formats[0] == "dataframe_records":
             raise FlowscopeError("dataframe_records must be a list of records")

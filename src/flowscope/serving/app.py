@@ -26,6 +26,7 @@ from flowscope.serving.service import (
     error_body,
     json_body,
     parse_maybe_in_thread,
+    prediction_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -67,20 +68,25 @@ def create_serving_app(
     app.state.service = service
     limit = settings.serve_max_body_bytes
 
+    # Each body is parsed and checked in one step, in a thread when it is large.
     async def records(request: Request, model: ServedModel) -> tuple[dict, Any]:
         _http.check_content_type(request, _http.JSON_TYPES)
         body = await _http.read_body(request, limit)
-        payload = await parse_maybe_in_thread(body, _http.parse_json)
-        return _http.records_of(payload, model.schema), None
+        columns = await parse_maybe_in_thread(
+            body, lambda data: _http.records_of(_http.parse_json(data), model.schema)
+        )
+        return columns, None
 
     async def mlflow_inputs(request: Request, model: ServedModel) -> tuple[dict, Any]:
         kind = _http.check_content_type(request, ("application/json", "text/csv"))
         body = await _http.read_body(request, limit)
-        if kind == "text/csv":
-            frame = await parse_maybe_in_thread(body, _http.read_csv)
-            return model.schema.checked_frame(frame), None
-        payload = await parse_maybe_in_thread(body, _http.parse_json)
-        return _http.mlflow_inputs_of(payload, model.schema), None
+
+        def check(data: bytes) -> dict[str, list[Any]]:
+            if kind == "text/csv":
+                return model.schema.checked_frame(_http.read_csv(data))
+            return _http.mlflow_inputs_of(_http.parse_json(data), model.schema)
+
+        return await parse_maybe_in_thread(body, check), None
 
     async def upload(request: Request, model: ServedModel) -> tuple[dict, Any]:
         kind = _http.check_content_type(request, _http.CSV_TYPES)
@@ -88,28 +94,27 @@ def create_serving_app(
         body = await _http.read_body(request, limit)
         data, filename = _http.csv_upload(body, kind, options)
         frame = await parse_maybe_in_thread(data, _http.read_csv)
+        columns = await parse_maybe_in_thread(data, lambda _: model.schema.checked_frame(frame))
         name = _http.clean_filename(filename or request.query_params.get("filename"))
-        return model.schema.checked_frame(frame), (name, _wants_csv(request), frame)
+        return columns, (name, _wants_csv(request), frame)
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:
         """One record (a JSON object) or a list of records; each answer has the prediction,
         class name, confidence and class probabilities."""
-        return await service.handle(request, "predict", records, _answer)  # type: ignore[no-any-return]
+        return await service.handle(request, "predict", records, _answer)
 
     @app.post("/predict/batch")
     async def predict_batch(request: Request) -> Response:
         """A CSV file (``text/csv`` body or multipart field ``file``), answered as CSV when
         ``Accept: text/csv``, else as JSON; logged as one batch inference run."""
-        return await service.handle(  # type: ignore[no-any-return]
-            request, "predict_batch", upload, _batch_answer, batch=True
-        )
+        return await service.handle(request, "predict_batch", upload, _batch_answer, batch=True)
 
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
         """MLflow's scoring protocol: ``dataframe_split``, ``dataframe_records``,
         ``instances`` or ``inputs`` (or CSV), answered as ``{"predictions": [...]}``."""
-        return await service.handle(request, "invocations", mlflow_inputs, _mlflow_answer)  # type: ignore[no-any-return]
+        return await service.handle(request, "invocations", mlflow_inputs, _mlflow_answer)
 
     @app.get("/health")
     def health() -> Response:
@@ -160,33 +165,10 @@ def _answer(
             "version": model.version,
             "request_id": request_id,
             "latency_ms": round(latency * 1000, 3),
-            "predictions": _rows(model, predicted),
+            "predictions": prediction_rows(model, predicted),
         },
         headers=_version_headers(model),
     )
-
-
-def _rows(model: ServedModel, predicted: Predicted) -> list[dict[str, Any]]:
-    if predicted.probabilities is None or predicted.confidence is None:
-        return [
-            {"prediction": value, "class_name": None, "confidence": None, "probabilities": None}
-            for value in predicted.labels
-        ]
-    names = model.class_names
-    return [
-        {
-            "prediction": label,
-            "class_name": str(label),
-            "confidence": confidence,
-            "probabilities": dict(zip(names, probabilities, strict=True)),
-        }
-        for label, confidence, probabilities in zip(
-            predicted.labels,
-            predicted.confidence.tolist(),
-            predicted.probabilities.tolist(),
-            strict=True,
-        )
-    ]
 
 
 def _mlflow_answer(

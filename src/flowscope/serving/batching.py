@@ -134,7 +134,7 @@ def _share(group: list[_Pending], predicted: Predicted) -> None:
             if predicted.probabilities is None
             else predicted.probabilities[start:stop],
             confidence=None if predicted.confidence is None else predicted.confidence[start:stop],
-            inputs=predicted.inputs,
+            batch=predicted,
             offset=start,
         )
         if not pending.future.done():

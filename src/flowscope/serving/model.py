@@ -61,14 +61,17 @@ class ModelRef:
 
 @dataclass
 class Predicted:
-    """A model's answer for some rows: labels, and for classifiers the class probabilities;
-    ``inputs`` are the arrays of the model call these rows start at ``offset`` of (kept for
-    the monitor, which then copies nothing per request)."""
+    """A model's answer for some rows: labels, and for classifiers the class probabilities.
+
+    ``inputs`` are the model call's input arrays; a request's share of a merged call keeps
+    the whole call as ``batch`` and its first row as ``offset``, for the monitor, which then
+    copies nothing per request."""
 
     labels: list[Any]
     probabilities: np.ndarray | None = None
     confidence: np.ndarray | None = None
     inputs: dict[str, np.ndarray] | None = None
+    batch: Predicted | None = None
     offset: int = 0
 
 

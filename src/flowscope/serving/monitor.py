@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from flowscope.serving.summary import Observation, predictions_table, window_metrics
+from flowscope.serving.summary import Observation, summarise
 
 if TYPE_CHECKING:
     from flowscope.config import Settings
@@ -42,6 +42,7 @@ class _Group:
     model: ServedModel
     observations: list[Observation] = field(default_factory=list)
     errors: int = 0
+    dropped: int = 0  # predictions left out of the window for lack of room
 
 
 @dataclass
@@ -90,7 +91,7 @@ class InferenceMonitor:
         rows = observation.rows
         with self._lock:
             if self._buffered + rows > self.settings.monitor_max_buffered or self._closing:
-                self.dropped += rows
+                self._drop(model, rows)
                 return
             self._buffered += rows
             if self.settings.monitor_per_request:
@@ -99,10 +100,7 @@ class InferenceMonitor:
                 self._jobs.append(_Job([group], observation.timestamp, now))
                 self._wake.set()
                 return
-            group = self._groups.get(model.version)
-            if group is None:
-                group = self._groups[model.version] = _Group(model)
-            group.observations.append(observation)
+            self._group(model).observations.append(observation)
             self._rows += rows
             if self._rows >= self.settings.monitor_window_size:
                 self._close_window()
@@ -110,25 +108,44 @@ class InferenceMonitor:
     def observe_error(self, model: ServedModel) -> None:
         """Count a refused or failed request in the open window."""
         with self._lock:
-            group = self._groups.get(model.version)
-            if group is None:
-                group = self._groups[model.version] = _Group(model)
-            group.errors += 1
+            self._group(model).errors += 1
 
     def observe_batch(self, model: ServedModel, observation: Observation, filename: str) -> None:
         """Record a batch upload: it gets an inference run of its own."""
         with self._lock:
+            if self._buffered + observation.rows > self.settings.monitor_max_buffered:
+                self._drop(model, observation.rows)
+                return
             self._buffered += observation.rows
             group = _Group(model, [observation])
             self._jobs.append(_Job([group], observation.timestamp, time.time(), "batch", filename))
         self._wake.set()
+
+    def _group(self, model: ServedModel) -> _Group:
+        group = self._groups.get(model.version)
+        if group is None:
+            group = self._groups[model.version] = _Group(model)
+        return group
+
+    def _drop(self, model: ServedModel, rows: int) -> None:
+        """Count predictions there is no room for (the lock is held); the window's run
+        reports them as ``dropped``."""
+        self.dropped += rows
+        if self.dropped == rows:
+            logger.warning(
+                "flowscope: the inference monitor holds %d predictions, its limit; further "
+                "ones are counted as dropped (monitor_max_buffered)",
+                self._buffered,
+            )
+        if not self._closing:
+            self._group(model).dropped += rows
 
     # -- the writer thread -------------------------------------------------------------
 
     def _close_window(self) -> None:
         """Hand the open window to the writer (the lock is held)."""
         now = time.time()
-        groups = [g for g in self._groups.values() if g.observations or g.errors]
+        groups = [g for g in self._groups.values() if g.observations or g.errors or g.dropped]
         if groups:
             self._jobs.append(_Job(groups, self._window_start, now))
         self._groups = {}
@@ -227,7 +244,6 @@ def write_inference_run(settings: Settings, group: _Group, job: _Job) -> Run:
     from flowscope.tracking.run import start_run
 
     model = group.model
-    table = predictions_table(model, group.observations) if group.observations else None
     started = _iso(job.start)
     params: dict[str, Any] = {
         "model_name": model.name,
@@ -251,28 +267,50 @@ def write_inference_run(settings: Settings, group: _Group, job: _Job) -> Run:
         model.task, run_name, kind="inference", params=params, tags=tags, settings=settings
     )
     try:
-        if table is not None:
-            metrics, scores = window_metrics(
+        if group.observations:
+            table, metrics, scores = summarise(
                 model,
                 group.observations,
-                table,
                 errors=group.errors,
+                dropped=group.dropped,
                 drift_threshold=settings.drift_threshold,
                 drift_min_samples=settings.drift_min_samples,
             )
             run.log_metrics(metrics, timestamp=int(job.end * 1000))
-            run.log_table(table, "predictions/predictions.parquet")
-            if job.kind == "batch":
-                run.log_table(table, "predictions/predictions.csv")
+            _log_predictions_files(run, table, csv=job.kind == "batch")
             if scores:
                 run.log_dict(_drift_report(model, scores, settings), "drift/drift.json")
         else:
-            run.log_metrics({"samples": 0.0, "requests": 0.0, "errors": float(group.errors)})
+            empty = {"samples": 0.0, "requests": 0.0, "errors": float(group.errors)}
+            run.log_metrics(
+                {**empty, **({"dropped": float(group.dropped)} if group.dropped else {})}
+            )
     except BaseException as exc:
         run.log_error(exc)
         run.end("FAILED", timeout=0.0)
         raise
     return run
+
+
+def _log_predictions_files(run: Run, table: Any, *, csv: bool) -> None:
+    """The predictions as ``predictions/predictions.parquet`` (and ``.csv`` for a batch),
+    written by the run straight into its journal."""
+    run.log_table(_ArrowTable(table), "predictions/predictions.parquet")
+    if csv:
+        run.log_table(table.to_pandas(), "predictions/predictions.csv")
+
+
+class _ArrowTable:
+    """An Arrow table that ``Run.log_table`` can write as parquet like a DataFrame, so a
+    window's table is neither converted to pandas nor copied once more."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def to_parquet(self, path: Any, index: bool = False) -> None:
+        import pyarrow.parquet as pq
+
+        pq.write_table(self.table, path)
 
 
 def _drift_report(model: ServedModel, scores: dict[str, float], settings: Settings) -> dict:

@@ -79,19 +79,14 @@ def _predict(
 ) -> PredictionResult:
     import pandas as pd
 
-    from flowscope.serving.app import _rows
+    from flowscope.serving.service import prediction_rows
 
     arrived = time.time()
     started = time.perf_counter()
     predicted: Predicted = model.predict_columns(columns)
     latency = time.perf_counter() - started
     observation = Observation(
-        uuid.uuid4().hex,
-        arrived,
-        latency,
-        predicted.labels,
-        predicted.probabilities,
-        predicted.inputs or {},
+        uuid.uuid4().hex, arrived, latency, predicted, 0, len(predicted.labels)
     )
     table = pd.DataFrame({"prediction": predicted.labels})
     if predicted.probabilities is not None:
@@ -104,7 +99,7 @@ def _predict(
         version=model.version,
         rows=len(table),
         table=table,
-        answers=_rows(model, predicted),
+        answers=prediction_rows(model, predicted),
         class_counts={str(label): int(count) for label, count in counts.items()},
     )
     if settings.monitor:

@@ -38,6 +38,7 @@ def run_server(
 
     if workers <= 1:
         app = create_serving_app(settings, model_ref)
+        _freeze_startup_objects()
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return
     check_model(settings, model_ref)
@@ -55,10 +56,23 @@ def run_server(
     )
 
 
+def _freeze_startup_objects() -> None:
+    """Move what start-up created (modules, the model) out of the garbage collector's
+    sight: its full collections then walk only what serving creates, which keeps their
+    pauses, and the tail latency they cause, short. Objects are still freed by reference
+    counting when released."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+
+
 def app_from_environment() -> FastAPI:
     """The app of one worker process, from what :func:`run_server` handed over."""
     from flowscope.config import load_settings
     from flowscope.serving.app import create_serving_app
 
     handover = json.loads(os.environ[_HANDOVER])
-    return create_serving_app(load_settings(**handover["settings"]), handover["model"])
+    app = create_serving_app(load_settings(**handover["settings"]), handover["model"])
+    _freeze_startup_objects()
+    return app

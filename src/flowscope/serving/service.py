@@ -37,7 +37,7 @@ Answer = Callable[["ServedModel", "Predicted", str, float, Any], Response]
 
 
 def json_body(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    """JSON without NaN (as null) and with NumPy scalars as plain numbers."""
+    """Compact JSON, NumPy scalars as plain numbers."""
     text = json.dumps(data, default=_plain, allow_nan=False, separators=(",", ":"))
     return Response(text, status_code=status, media_type="application/json", headers=headers)
 
@@ -52,6 +52,31 @@ def error_body(status: int, message: str, request_id: str | None = None) -> Resp
     if status == 503:
         headers["Retry-After"] = "1"
     return json_body(data, status, headers)
+
+
+def prediction_rows(model: ServedModel, predicted: Predicted) -> list[dict[str, Any]]:
+    """Each row's answer: ``prediction``, ``class_name``, ``confidence`` and
+    ``probabilities`` (class name → probability; None for a regression model)."""
+    if predicted.probabilities is None or predicted.confidence is None:
+        return [
+            {"prediction": value, "class_name": None, "confidence": None, "probabilities": None}
+            for value in predicted.labels
+        ]
+    names = model.class_names
+    return [
+        {
+            "prediction": label,
+            "class_name": str(label),
+            "confidence": confidence,
+            "probabilities": dict(zip(names, probabilities, strict=True)),
+        }
+        for label, confidence, probabilities in zip(
+            predicted.labels,
+            predicted.confidence.tolist(),
+            predicted.probabilities.tolist(),
+            strict=True,
+        )
+    ]
 
 
 def _plain(value: Any) -> Any:
@@ -138,11 +163,11 @@ class PredictionService:
                 request_id,
                 arrived,
                 latency,
-                predicted.labels,
-                predicted.probabilities,
-                predicted.inputs or {},
+                predicted.batch or predicted,
                 predicted.offset,
+                len(predicted.labels),
             )
+            self.metrics.predicted(model.version, predicted.labels)
             self.record(model, observation, batch=extra[0] if batch else None)
         except FlowscopeError as exc:
             status = exc.status
@@ -165,8 +190,9 @@ class PredictionService:
         response.headers["X-Request-ID"] = request_id
         return response
 
-    def record(self, model: ServedModel, observation: Observation, batch: str | None = None):
-        self.metrics.predicted(model.version, observation.labels)
+    def record(
+        self, model: ServedModel, observation: Observation, batch: str | None = None
+    ) -> None:
         if self.monitor is None:
             return
         if batch is not None:

@@ -1,7 +1,11 @@
 """What an inference run holds, computed from the predictions of one window or batch.
 
 Pure functions: observations in, a table and a dict of metrics out. The monitor decides
-when to call them and writes the result as a run.
+when to call them and writes the result as a run. An observation points into the model
+call that answered it (its input arrays, labels and probabilities), so a window is put
+together with one slice per model call, not one per request, into an Arrow table written
+as parquet without a detour through pandas: the cost of monitoring grows with model
+calls, and under load many requests share one.
 """
 
 from __future__ import annotations
@@ -15,30 +19,29 @@ from flowscope.serving.drift import drift_metrics, feature_drift
 
 if TYPE_CHECKING:
     import numpy as np
-    import pandas as pd
+    import pyarrow as pa
 
-    from flowscope.serving.model import ServedModel
+    from flowscope.serving.model import Predicted, ServedModel
 
 _UNSAFE = re.compile(r"[^\w.\- /:]")
-OUTPUT_COLUMNS = ("request_id", "timestamp", "model_version", "latency_ms", "prediction")
+DRIFT_ROWS = 20_000  # drift is estimated on at most this many rows of a window, evenly spread
+# Signature types stored from their NumPy arrays as they are; any other is text.
+_ARROW_TYPES = {"double", "float", "long", "integer", "boolean"}
+
+Runs = list[tuple["Predicted", int, int]]
 
 
-@dataclass
+@dataclass(slots=True)  # a window holds one per request: no per-instance dict
 class Observation:
-    """One answered request: id, arrival, latency, answer, and its inputs, the rows
-    ``offset`` to ``offset + rows`` of the model call's ``inputs`` arrays."""
+    """One answered request: its id, arrival, latency, and the rows ``offset`` to
+    ``offset + rows`` of the model call (``batch``) that answered it."""
 
     request_id: str
     timestamp: float  # seconds since the epoch, when the request arrived
     latency: float  # seconds
-    labels: list[Any]
-    probabilities: np.ndarray | None
-    inputs: dict[str, np.ndarray]
-    offset: int = 0
-
-    @property
-    def rows(self) -> int:
-        return len(self.labels)
+    batch: Predicted
+    offset: int
+    rows: int
 
 
 def metric_key(text: object) -> str:
@@ -46,84 +49,102 @@ def metric_key(text: object) -> str:
     return _UNSAFE.sub("_", str(text))[:200] or "_"
 
 
-def predictions_table(model: ServedModel, observations: Sequence[Observation]) -> pd.DataFrame:
-    """Inputs and answers, one row per prediction: the input columns, then ``request_id``,
-    ``timestamp`` (UTC), ``model_version``, ``latency_ms``, ``prediction``, and for
-    classifiers ``confidence`` and ``proba_<class>``."""
+def _runs(observations: Sequence[Observation]) -> Runs:
+    """The observations' rows as (model call, start, stop), neighbours merged."""
+    runs: Runs = []
+    for o in observations:
+        if runs and runs[-1][0] is o.batch and runs[-1][2] == o.offset:
+            batch, start, _ = runs[-1]
+            runs[-1] = (batch, start, o.offset + o.rows)
+        else:
+            runs.append((o.batch, o.offset, o.offset + o.rows))
+    return runs
+
+
+def _probabilities(runs: Runs) -> np.ndarray:
+    import numpy as np
+
+    return np.concatenate([b.probabilities[s:e] for b, s, e in runs if b.probabilities is not None])
+
+
+def predictions_table(
+    model: ServedModel, observations: Sequence[Observation], probabilities: Any = None
+) -> pa.Table:
+    """Inputs and answers, one row per prediction, as an Arrow table: the input columns,
+    then ``request_id``, ``timestamp`` (UTC), ``model_version``, ``latency_ms``,
+    ``prediction``, and for classifiers ``confidence`` and ``proba_<class>``."""
     import numpy as np
     import pandas as pd
+    import pyarrow as pa
 
+    runs = _runs(observations)
     names = model.schema.names
-    parts = _input_parts(observations)
-    table = pd.DataFrame(
-        {name: np.concatenate([part[name] for part in parts]) for name in names}, copy=False
-    )
-    repeats = [observation.rows for observation in observations]
+    columns: dict[str, Any] = {}
+    for column in model.schema.columns:
+        values = np.concatenate([(b.inputs or {})[column.name][s:e] for b, s, e in runs])
+        if column.type in _ARROW_TYPES:  # NumPy numbers are taken as they are, no copy
+            columns[column.name] = pa.array(values)
+        else:
+            columns[column.name] = pa.array(values, pa.string())
+    repeats = [o.rows for o in observations]
+    total = int(sum(repeats))
+    # one dictionary entry per request, not one string per row
+    codes, ids = pd.factorize(np.array([o.request_id for o in observations], dtype=object))
+    stamps = np.repeat(np.array([o.timestamp for o in observations]) * 1e9, repeats)
     outputs: dict[str, Any] = {
-        "request_id": np.repeat([o.request_id for o in observations], repeats),
-        "timestamp": pd.to_datetime(
-            np.repeat([o.timestamp for o in observations], repeats), unit="s", utc=True
+        "request_id": pa.DictionaryArray.from_arrays(
+            pa.array(np.repeat(codes.astype(np.int32), repeats)), pa.array(ids, pa.string())
         ),
-        "model_version": model.version,
-        "latency_ms": np.repeat([o.latency * 1000 for o in observations], repeats),
-        "prediction": [label for o in observations for label in o.labels],
+        "timestamp": pa.array(stamps.astype(np.int64), pa.timestamp("ns", "UTC")),
+        "model_version": pa.DictionaryArray.from_arrays(
+            pa.array(np.zeros(total, np.int32)), pa.array([model.version])
+        ),
+        "latency_ms": pa.array(np.repeat([o.latency * 1000 for o in observations], repeats)),
     }
     if model.classes is not None:
-        probabilities = np.vstack([o.probabilities for o in observations])
-        outputs["confidence"] = probabilities.max(axis=1)
+        if probabilities is None:
+            probabilities = _probabilities(runs)
+        outputs["prediction"] = pa.DictionaryArray.from_arrays(
+            pa.array(probabilities.argmax(axis=1).astype(np.int32)), pa.array(model.classes)
+        )
+        outputs["confidence"] = pa.array(probabilities.max(axis=1))
         for index, name in enumerate(model.class_names):
-            outputs[f"proba_{name}"] = probabilities[:, index]
+            outputs[f"proba_{name}"] = pa.array(np.ascontiguousarray(probabilities[:, index]))
+    else:
+        outputs["prediction"] = pa.array([x for b, s, e in runs for x in b.labels[s:e]])
     for name, values in outputs.items():
         # an input column of the same name keeps its name; the answer gets a prefix
-        table["flowscope_" + name if name in names else name] = values
-    return table
+        columns["flowscope_" + name if name in names else name] = values
+    return pa.table(columns)
 
 
-def _input_parts(observations: Sequence[Observation]) -> list[dict[str, np.ndarray]]:
-    """The observations' input rows, in their order, as slices of the model calls' arrays;
-    neighbours from one call are one slice, so the cost grows with calls, not requests."""
-    parts: list[dict[str, np.ndarray]] = []
-    arrays: dict[str, np.ndarray] | None = None
-    start = stop = 0
-
-    def close() -> None:
-        if arrays is not None:
-            whole = start == 0 and stop == len(next(iter(arrays.values()), ()))
-            parts.append(arrays if whole else {k: v[start:stop] for k, v in arrays.items()})
-
-    for observation in observations:
-        if observation.inputs is arrays and observation.offset == stop:
-            stop += observation.rows
-            continue
-        close()
-        arrays, start = observation.inputs, observation.offset
-        stop = start + observation.rows
-    close()
-    return parts
-
-
-def window_metrics(
+def summarise(
     model: ServedModel,
     observations: Sequence[Observation],
-    table: pd.DataFrame,
     *,
     errors: int = 0,
     dropped: int = 0,
     drift_threshold: float = 0.2,
     drift_min_samples: int = 30,
-) -> tuple[dict[str, float], dict[str, float]]:
-    """The run's metrics, and the drift score of each feature.
+) -> tuple[pa.Table, dict[str, float], dict[str, float]]:
+    """The window's table (:func:`predictions_table`), its metrics, and the drift score
+    of each feature.
 
-    Counts (``samples``, ``requests``, ``errors``), confidence (``avg_confidence``,
-    ``min_confidence``, ``max_confidence``), the class distribution (``count_<class>``,
-    ``percentage_<class>``, ``unique_classes``) or, for regression, the predictions'
+    Metrics: counts (``samples``, ``requests``, ``errors``), confidence
+    (``avg_confidence``, ``min_confidence``, ``max_confidence``), the class distribution
+    (``count_<class>``, ``percentage_<class>``, ``unique_classes``) or, for regression,
     ``prediction_mean``/``_std``/``_min``/``_max``; request latency
-    (``latency_p50_ms``/``p95``/``p99``), and drift (:func:`~.drift.drift_metrics`) once
-    the window has ``drift_min_samples`` predictions and the model a training profile.
+    (``latency_p50_ms``/``p95``/``p99``); and drift (:func:`~.drift.drift_metrics`) once
+    the window has ``drift_min_samples`` predictions and the model a training profile,
+    estimated on at most ``DRIFT_ROWS`` rows spread evenly over the window.
     """
     import numpy as np
+    import pandas as pd
 
-    samples = len(table)
+    runs = _runs(observations)
+    probabilities = _probabilities(runs) if model.classes is not None else None
+    table = predictions_table(model, observations, probabilities)
+    samples = table.num_rows
     metrics: dict[str, float] = {
         "samples": float(samples),
         "requests": float(len(observations)),
@@ -135,22 +156,21 @@ def window_metrics(
         latencies = np.array([o.latency for o in observations]) * 1000
         for q in (50, 95, 99):
             metrics[f"latency_p{q}_ms"] = float(np.percentile(latencies, q))
-    if samples and model.classes is not None:
-        confidence = table["confidence" if "confidence" in table else "flowscope_confidence"]
+    if samples and probabilities is not None:
+        confidence = probabilities.max(axis=1)
         metrics.update(
             avg_confidence=float(confidence.mean()),
             min_confidence=float(confidence.min()),
             max_confidence=float(confidence.max()),
         )
-        predicted = table["prediction" if "prediction" in table else "flowscope_prediction"]
-        counts = predicted.astype(str).value_counts()
-        for name in model.class_names:
-            count = int(counts.get(name, 0))
+        # labels are the arg-max of the probabilities: count the indices
+        counts = np.bincount(probabilities.argmax(axis=1), minlength=len(model.class_names))
+        for name, count in zip(model.class_names, counts.tolist(), strict=True):
             metrics[f"count_{metric_key(name)}"] = float(count)
             metrics[f"percentage_{metric_key(name)}"] = 100.0 * count / samples
         metrics["unique_classes"] = float((counts > 0).sum())
     elif samples:
-        values = np.asarray([label for o in observations for label in o.labels], dtype=np.float64)
+        values = table.column("prediction").to_numpy().astype(np.float64)
         metrics.update(
             prediction_mean=float(values.mean()),
             prediction_std=float(values.std()),
@@ -159,7 +179,16 @@ def window_metrics(
         )
     scores: dict[str, float] = {}
     if model.profile and samples >= drift_min_samples:
-        scores = feature_drift(model.profile, table[model.schema.names])
-        drift = drift_metrics({metric_key(k): v for k, v in scores.items()}, drift_threshold)
-        metrics.update(drift)
-    return metrics, scores
+        step = max(1, -(-samples // DRIFT_ROWS))
+        sample = pd.DataFrame(
+            {
+                name: np.concatenate([(b.inputs or {})[name][s:e:step] for b, s, e in runs])
+                for name in model.schema.names
+            },
+            copy=False,
+        )
+        scores = feature_drift(model.profile, sample)
+        metrics.update(
+            drift_metrics({metric_key(k): v for k, v in scores.items()}, drift_threshold)
+        )
+    return table, metrics, scores
