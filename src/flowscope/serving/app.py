@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from flowscope.config import Settings, load_settings
 from flowscope.serving import _http
+from flowscope.serving.explaining import ExplainRequest, RowExplanations, wants_explanation
 from flowscope.serving.model import ModelRef, Predicted, ServedModel, load_served_model
 from flowscope.serving.service import (
     PredictionService,
@@ -75,6 +76,8 @@ def create_serving_app(
         columns = await parse_maybe_in_thread(
             body, lambda data: _http.records_of(_http.parse_json(data), model.schema)
         )
+        if wants_explanation(request.query_params):
+            return columns, ExplainRequest(columns)
         return columns, None
 
     async def mlflow_inputs(request: Request, model: ServedModel) -> tuple[dict, Any]:
@@ -156,8 +159,12 @@ def create_serving_app(
 
 
 def _answer(
-    model: ServedModel, predicted: Predicted, request_id: str, latency: float, _: Any
+    model: ServedModel, predicted: Predicted, request_id: str, latency: float, extra: Any
 ) -> Response:
+    rows = prediction_rows(model, predicted)
+    if isinstance(extra, RowExplanations):  # ?explain=true
+        for row, explanation in zip(rows, extra.rows(), strict=True):
+            row["explanation"] = explanation
     return json_body(
         {
             "ok": True,
@@ -165,7 +172,7 @@ def _answer(
             "version": model.version,
             "request_id": request_id,
             "latency_ms": round(latency * 1000, 3),
-            "predictions": prediction_rows(model, predicted),
+            "predictions": rows,
         },
         headers=_version_headers(model),
     )

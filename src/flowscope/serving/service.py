@@ -16,6 +16,7 @@ from starlette.responses import Response
 from flowscope.errors import FlowscopeError
 from flowscope.serving._http import request_id_of
 from flowscope.serving.batching import MicroBatcher
+from flowscope.serving.explaining import ExplainRequest, explain_rows
 from flowscope.serving.metrics import ServiceMetrics
 from flowscope.serving.reload import AliasWatcher, ModelHolder
 from flowscope.serving.summary import Observation
@@ -157,6 +158,10 @@ class PredictionService:
                 predicted = await asyncio.to_thread(_predict_table, model, columns)
             else:
                 predicted = await self.batcher.predict(model, columns, rows)
+            explained = None
+            if isinstance(extra, ExplainRequest):
+                explained = await asyncio.to_thread(explain_rows, model, columns, predicted)
+                extra = explained
             latency = time.perf_counter() - started
             response = answer(model, predicted, request_id, latency, extra)
             observation = Observation(
@@ -166,6 +171,7 @@ class PredictionService:
                 predicted.batch or predicted,
                 predicted.offset,
                 len(predicted.labels),
+                explained,
             )
             self.metrics.predicted(model.version, predicted.labels)
             self.record(model, observation, batch=extra[0] if batch else None)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
     import pyarrow as pa
 
+    from flowscope.serving.explaining import RowExplanations
     from flowscope.serving.model import Predicted, ServedModel
 
 _UNSAFE = re.compile(r"[^\w.\- /:]")
@@ -42,6 +43,7 @@ class Observation:
     batch: Predicted
     offset: int
     rows: int
+    explained: RowExplanations | None = None  # asked for with ?explain=true
 
 
 def metric_key(text: object) -> str:
@@ -112,6 +114,18 @@ def predictions_table(
             outputs[f"proba_{name}"] = pa.array(np.ascontiguousarray(probabilities[:, index]))
     else:
         outputs["prediction"] = pa.array([x for b, s, e in runs for x in b.labels[s:e]])
+    explained = [o for o in observations if o.explained is not None]
+    if explained:
+        # the SHAP contributions kept with the predictions; NaN for rows not explained
+        features = explained[0].explained.features  # type: ignore[union-attr]
+        matrix = np.full((total, len(features)), np.nan)
+        start = 0
+        for o in observations:
+            if o.explained is not None:
+                matrix[start : start + o.rows] = o.explained.contributions
+            start += o.rows
+        for j, feature in enumerate(features):
+            outputs[f"shap_{feature}"] = pa.array(matrix[:, j])
     for name, values in outputs.items():
         # an input column of the same name keeps its name; the answer gets a prefix
         columns["flowscope_" + name if name in names else name] = values
