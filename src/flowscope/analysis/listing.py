@@ -81,6 +81,22 @@ def default_columns(keys: dict[str, list[str]], metric: str | None) -> list[str]
     return [*(f"params.{name}" for name in params), *(f"metrics.{name}" for name in metrics[:6])]
 
 
+# Parameters every training run has that say little about the model itself.
+_BOOKKEEPING_PARAMS = ("params.dataset", "params.target", "params.problem", "params.seed.")
+
+
+def varying_params(rows: list[dict[str, Any]], *, exclude: list[str], limit: int = 4) -> list[str]:
+    """Up to ``limit`` parameter columns whose values differ between ``rows``."""
+    seen: dict[str, set[str]] = {}
+    for row in rows:
+        for key, value in row.items():
+            if key.startswith("params.") and not key.startswith(_BOOKKEEPING_PARAMS):
+                seen.setdefault(key, set()).add(str(value))
+    differing = [key for key, values in seen.items() if len(values) > 1 and key not in exclude]
+    present = {key: sum(key in row for row in rows) for key in differing}
+    return sorted(differing, key=lambda key: (-present[key], key))[:limit]
+
+
 def task_experiment_ids(store: RunStore, experiment: dict[str, Any]) -> list[str]:
     """The experiment and, when it exists, its ``<name>-inference`` sibling: a task's
     predictions are logged there, and its runs page shows them in the Inference tab."""
@@ -176,6 +192,10 @@ def runs_listing(store: RunStore, experiment_id: str, query: RunsQuery) -> dict[
         for tab in TABS
     ]
     data["summary"] = summary
+    if not query.columns:  # what sets these runs apart: a grid's parameters, say
+        varying = varying_params(found.rows, exclude=columns)
+        data["columns"] = columns = [*columns[:1], *varying, *columns[1:]]
+        data["sort_keys"].update({column: sort_key(column) for column in varying})
     data["runs"] = [_with_duration(row) for row in found.rows]
     data["total"] = found.total
     data["pages"] = max(1, -(-found.total // query.page_size))
