@@ -30,7 +30,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 import json
 import logging
-import signal
 import statistics
 import tempfile
 import threading
@@ -42,7 +41,7 @@ import httpx
 from mlflow import MlflowClient
 from rich.console import Console
 from rich.table import Table
-from tests.servers import ServerProcess
+from tests.servers import FlowscopeServer, ServerProcess
 
 from bench._load import Cell, post_request, rss_mb, run_load
 from flowscope.config import Settings, load_settings
@@ -91,45 +90,20 @@ class MlflowModelServer(ServerProcess):
         return env
 
 
-class FlowscopeServer(ServerProcess):
+def flowscope_server(root: Path, tracking_uri: str, monitor: bool) -> FlowscopeServer:
     """``flowscope serve MODEL@champion``, its monitor on or off."""
-
-    health_path = "/health"
-
-    def __init__(self, root: Path, tracking_uri: str, monitor: bool) -> None:
-        super().__init__(root)
-        self.tracking_uri, self.monitor = tracking_uri, monitor
-        self.name = f"flowscope-serve-monitor-{'on' if monitor else 'off'}"
-
-    def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "flowscope.cli",
-            "serve",
-            f"{MODEL}@champion",
-            "--port",
-            str(self.port),
-            "--tracking-uri",
-            self.tracking_uri,
-        ]
-
-    def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
-        env.update(
-            FLOWSCOPE_MONITOR=str(self.monitor).lower(),
-            FLOWSCOPE_JOURNAL_DIR=str(self.root / "journal"),
-            FLOWSCOPE_ARTIFACTS_DIR=str(self.root.parent / "mlartifacts"),
-            FLOWSCOPE_AUTOLOG="false",
-        )
-        return env
-
-    def terminate(self, timeout: float = 120) -> None:
-        """SIGTERM, as a deployment stops it: the open window is written first."""
-        if self.process is not None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            self.process.wait(timeout=timeout)
-            self.process = None
+    return FlowscopeServer(
+        root,
+        tracking_uri,
+        ["serve", f"{MODEL}@champion"],
+        health_path="/health",
+        settings={
+            "monitor": str(monitor).lower(),
+            "artifacts_dir": str(root.parent / "mlartifacts"),
+            "autolog": "false",
+        },
+        name=f"flowscope-serve-monitor-{'on' if monitor else 'off'}",
+    )
 
 
 def prepare(root: Path) -> tuple[Settings, dict[int, bytes]]:
@@ -362,8 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         uri = settings.tracking_uri
         servers: dict[str, Any] = {
             "mlflow": MlflowModelServer(root / "mlflow", uri),
-            "flowscope-unmonitored": FlowscopeServer(root / "off", uri, monitor=False),
-            "flowscope": FlowscopeServer(root / "on", uri, monitor=True),
+            "flowscope-unmonitored": flowscope_server(root / "off", uri, monitor=False),
+            "flowscope": flowscope_server(root / "on", uri, monitor=True),
         }
         try:
             with console.status("starting the three servers"):

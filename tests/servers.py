@@ -108,24 +108,35 @@ class MlflowServer(ServerProcess):
         ]
 
 
-class DashboardServer(ServerProcess):
-    """``flowscope ui`` on the store at ``tracking_uri``."""
+class FlowscopeServer(ServerProcess):
+    """A ``flowscope`` command that serves HTTP (``ui``, ``serve MODEL@ALIAS``) on the store
+    at ``tracking_uri``, with none of the caller's flowscope or MLflow settings but
+    ``settings`` (``FLOWSCOPE_<NAME>`` values) and a journal of its own under ``root``."""
 
-    name = "dashboard"
-    health_path = "/experiments.json"
-
-    def __init__(self, root: Path, tracking_uri: str, port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        tracking_uri: str,
+        args: list[str],
+        *,
+        health_path: str,
+        settings: dict[str, str] | None = None,
+        name: str = "flowscope",
+        port: int | None = None,
+    ) -> None:
         super().__init__(root, port)
         self.tracking_uri = tracking_uri
+        self.args = args
+        self.health_path = health_path
+        self.settings = settings or {}
+        self.name = name
 
     def command(self) -> list[str]:
         return [
             sys.executable,
             "-m",
             "flowscope.cli",
-            "ui",
-            "--host",
-            "127.0.0.1",
+            *self.args,
             "--port",
             str(self.port),
             "--tracking-uri",
@@ -135,4 +146,21 @@ class DashboardServer(ServerProcess):
     def environment(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
         env["FLOWSCOPE_JOURNAL_DIR"] = str(self.root / "journal")
+        env.update({f"FLOWSCOPE_{key.upper()}": value for key, value in self.settings.items()})
         return env
+
+    def terminate(self) -> int:
+        """Stop it with SIGTERM, as a deployment would, and return its exit code."""
+        if self.process is None:
+            raise RuntimeError(f"{self.name} is not running")
+        os.killpg(self.process.pid, signal.SIGTERM)
+        code = self.process.wait(timeout=60)
+        self.process = None
+        return code
+
+
+def dashboard_server(root: Path, tracking_uri: str) -> FlowscopeServer:
+    """``flowscope ui`` on the store at ``tracking_uri``."""
+    return FlowscopeServer(
+        root, tracking_uri, ["ui"], health_path="/experiments.json", name="dashboard"
+    )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +14,7 @@ import pytest
 
 from flowscope.cli import main
 from flowscope.serving.server import _HANDOVER, app_from_environment
-from tests.servers import ServerProcess
+from tests.servers import FlowscopeServer
 from tests.serving.conftest import Registry, inference_runs, iris_features, records
 
 
@@ -88,46 +86,17 @@ def test_predict_one_json_record_and_errors(
     assert code == 1 and "give either --input FILE or --json RECORD" in err
 
 
-class ServeProcess(ServerProcess):
-    """``flowscope serve`` in its own process, stopped with SIGTERM like a deployment."""
-
-    name = "flowscope-serve"
-
-    def __init__(self, root: Path, tracking_uri: str, ref: str) -> None:
-        super().__init__(root)
-        self.tracking_uri, self.ref = tracking_uri, ref
-
-    def command(self) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "flowscope.cli",
-            "serve",
-            self.ref,
-            "--port",
-            str(self.port),
-            "--tracking-uri",
-            self.tracking_uri,
-        ]
-
-    def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
-        env["FLOWSCOPE_JOURNAL_DIR"] = str(self.root / "journal")
-        env["FLOWSCOPE_AUTOLOG"] = "false"
-        return env
-
-    def terminate(self) -> int:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGTERM)
-        code = self.process.wait(timeout=60)
-        self.process = None
-        return code
-
-
 @pytest.mark.slow
 def test_the_real_serve_process(registry: Registry, tmp_path: Path) -> None:
     name = registry.fresh("random_forest")
-    server = ServeProcess(tmp_path, registry.settings.tracking_uri, f"{name}@champion")
+    server = FlowscopeServer(
+        tmp_path,
+        registry.settings.tracking_uri,
+        ["serve", f"{name}@champion"],
+        health_path="/health",
+        settings={"autolog": "false"},
+        name="flowscope-serve",
+    )
     server.start()
     try:
         rows = records(iris_features().head(10))

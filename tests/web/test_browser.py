@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from flowscope.config import Settings
-from tests.servers import DashboardServer
+from tests.servers import dashboard_server
 from tests.web.conftest import XSS_NAME
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def dashboard(seeded: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = DashboardServer(tmp_path_factory.mktemp("dashboard-server"), seeded.tracking_uri)
+    server = dashboard_server(tmp_path_factory.mktemp("dashboard-server"), seeded.tracking_uri)
     server.start()
     try:
         yield server.url
