@@ -8,16 +8,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
     from flowscope.config import Settings
 
 
 def read_json_artifact(settings: Settings, run_id: str, path: str) -> Any | None:
     """The parsed JSON artifact at ``path`` of the run, or None when the run has none."""
-    from mlflow.exceptions import MlflowException
-
     from flowscope.analysis.runs import client_for
 
-    client = client_for(settings)
+    return download_json(client_for(settings), run_id, path)
+
+
+def download_json(client: MlflowClient, run_id: str, path: str) -> Any | None:
+    """The parsed JSON artifact at ``path`` through ``client``; None if absent or not JSON."""
+    from mlflow.exceptions import MlflowException
+
     with tempfile.TemporaryDirectory() as folder:
         try:
             local = client.download_artifacts(run_id, path, folder)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
@@ -123,13 +121,10 @@ def _evaluation(
 
 
 def _json_artifact(client: MlflowClient, run_id: str, path: str, files: set[str]) -> Any | None:
-    if path not in files:
-        return None
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            return json.loads(Path(client.download_artifacts(run_id, path, folder)).read_text())
-        except (OSError, ValueError):
-            return None
+    from flowscope.analysis.artifacts import download_json
+
+    # the listing is already at hand: absent files cost no download attempt
+    return download_json(client, run_id, path) if path in files else None
 
 
 def _list_artifacts(client: MlflowClient, run_id: str) -> list[dict[str, Any]]:
