@@ -9,8 +9,9 @@ A random forest of 100 trees trained on breast_cancer is registered in a fresh S
 store and served three ways, each a subprocess with one worker on loopback: MLflow's
 scoring server (``--env-manager local``), flowscope with its inference monitor on, and
 flowscope with it off. The same closed-loop client posts the same ``/invocations``
-payload (``dataframe_split``, 1 or 100 rows) at each concurrency; per cell, the three
-servers run one after the other, so a change in the machine's load touches all three.
+payload (``dataframe_split``, 1 or 100 rows) at each concurrency; per cell, MLflow runs
+once, then the two flowscope servers in ``--rounds`` alternating rounds, pooled, so that a
+change in the machine's load falls on monitoring on and off alike.
 Then flowscope (monitoring on) is soaked while its memory is sampled, stopped gracefully,
 and its inference runs are checked to hold every prediction it made.
 """
@@ -306,10 +307,50 @@ def verdicts(rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
     return found
 
 
+def measure_cell(
+    servers: dict[str, Any],
+    payload: bytes,
+    concurrency: int,
+    args: argparse.Namespace,
+    console: Console,
+) -> list[tuple[str, Cell]]:
+    """One cell: MLflow once, then flowscope with its monitor off and on in ``--rounds``
+    alternating rounds, so that a drift in the machine's load falls on both alike; each
+    flowscope server's rounds are pooled into one figure."""
+
+    def load(label: str) -> Cell:
+        server = servers[label]
+        with console.status(f"concurrency {concurrency}: {label}"):
+            return run_load(
+                server.port,
+                post_request(server.port, "/invocations", payload),
+                concurrency=concurrency,
+                seconds=args.seconds,
+                warmup=args.warmup,
+                limit=args.requests,
+            )
+
+    found = [("mlflow", load("mlflow"))]
+    pooled = {label: Cell() for label in ("flowscope-unmonitored", "flowscope")}
+    for round_ in range(args.rounds):
+        order = list(pooled) if round_ % 2 == 0 else list(reversed(pooled))
+        for label in order:
+            cell = load(label)
+            total = pooled[label]
+            total.requests += cell.requests
+            total.errors += cell.errors
+            total.seconds += cell.seconds
+            total.latencies.extend(cell.latencies)
+    return found + list(pooled.items())
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=4.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per cell")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="alternating rounds of flowscope, off and on"
+    )
     parser.add_argument("--requests", type=int, default=20_000, help="at most, per cell")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated")
     parser.add_argument("--rows", default="1,100", help="payload rows, comma-separated: 1, 100")
@@ -320,6 +361,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args.rows = [int(part) for part in args.rows.split(",") if part.strip()]
     if set(args.rows) - {1, 100} or min(args.concurrency) < 1 or args.seconds <= 0:
         parser.error("--rows takes 1 and/or 100; --concurrency and --seconds must be positive")
+    if args.rounds < 1:
+        parser.error("--rounds must be at least 1")
     return args
 
 
@@ -347,16 +390,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             cells = []
             for rows in args.rows:
                 for concurrency in args.concurrency:
-                    for label, server in servers.items():
-                        with console.status(f"{rows} rows, concurrency {concurrency}: {label}"):
-                            cell = run_load(
-                                server.port,
-                                post_request(server.port, "/invocations", payloads[rows]),
-                                concurrency=concurrency,
-                                seconds=args.seconds,
-                                warmup=args.warmup,
-                                limit=args.requests,
-                            )
+                    payload = payloads[rows]
+                    for label, cell in measure_cell(servers, payload, concurrency, args, console):
                         cells.append(
                             {
                                 "rows": rows,

@@ -169,6 +169,11 @@ class Settings(BaseSettings):
         validation_alias=_aliases("monitor_per_request"),
         description="One inference run per request instead of per window (low-traffic demos).",
     )
+    monitor_process: bool = Field(
+        True,
+        validation_alias=_aliases("monitor_process"),
+        description="Write inference runs in a helper process, off the serving process's CPU.",
+    )
     monitor_max_buffered: int = Field(
         500_000,
         ge=1,

@@ -24,9 +24,14 @@ def _parquet(client: MlflowClient, run_id: str, folder: Path) -> pd.DataFrame:
     return pd.read_parquet(local)
 
 
-def test_windows_by_count_hold_every_prediction(registry: Registry, tmp_path: Path) -> None:
+@pytest.mark.parametrize("in_process", [False, True], ids=["helper-process", "in-process"])
+def test_windows_by_count_hold_every_prediction(
+    registry: Registry, tmp_path: Path, in_process: bool
+) -> None:
     name = registry.fresh("random_forest")
-    settings = registry.using(monitor_window_size=40, monitor_window_seconds=3600)
+    settings = registry.using(
+        monitor_window_size=40, monitor_window_seconds=3600, monitor_process=not in_process
+    )
     X = iris_features()
     rows = records(X)
     request_ids = []

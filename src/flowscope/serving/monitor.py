@@ -3,10 +3,11 @@ path.
 
 The request path only appends an :class:`~.summary.Observation` to an in-memory window (a
 lock and a list append). A background thread closes the window when its time is up or it
-holds ``monitor_window_size`` predictions, and writes one inference run per model version
-in it to ``<task>-inference``; a batch upload gets a run of its own. Runs go through
-flowscope's journal, so once a window is written a store outage loses none of it: the
-journal's writers deliver when the store is back, or ``flowscope sync`` does later.
+holds ``monitor_window_size`` predictions, and hands it to a sink (:mod:`~.writers`) that
+writes one inference run per model version in it to ``<task>-inference``, by default in
+a helper process; a batch upload gets a run of its own. Runs go through flowscope's
+journal, so once a window is written a store outage loses none of it: the journal's
+writers deliver when the store is back, or ``flowscope sync`` does later.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -23,6 +25,8 @@ from flowscope.serving.summary import Observation, summarise
 if TYPE_CHECKING:
     from flowscope.config import Settings
     from flowscope.serving.model import ServedModel
+    from flowscope.serving.packing import Packed
+    from flowscope.tracking.journal import Journal
     from flowscope.tracking.run import Run
 
 logger = logging.getLogger(__name__)
@@ -30,9 +34,9 @@ logger = logging.getLogger(__name__)
 MODEL_TAG = "flowscope.model_name"
 VERSION_TAG = "flowscope.model_version"
 TYPE_TAG = "flowscope.prediction_type"
-# Seconds an ended run waits for its delivery, in a thread of its own, before leaving the
-# rest to its journal's writer (and logging that it did).
-_END_WAIT = 2.0
+WINDOW_TAG = "flowscope.window_id"
+# The longest the writer thread sleeps between looks at the sink's answers.
+_POLL = 0.5
 
 
 @dataclass
@@ -43,6 +47,11 @@ class _Group:
     observations: list[Observation] = field(default_factory=list)
     errors: int = 0
     dropped: int = 0  # predictions left out of the window for lack of room
+    packed: list[Packed] = field(default_factory=list)  # observations packed before
+
+    @property
+    def rows(self) -> int:
+        return sum(o.rows for o in self.observations) + sum(p.total for p in self.packed)
 
 
 @dataclass
@@ -52,6 +61,12 @@ class _Job:
     end: float
     kind: str = "single"
     filename: str | None = None
+    id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    resent: bool = False  # sent again to a new helper after the one before died
+
+    @property
+    def rows(self) -> int:
+        return sum(group.rows for group in self.groups)
 
 
 class InferenceMonitor:
@@ -63,12 +78,9 @@ class InferenceMonitor:
     """
 
     def __init__(self, settings: Settings) -> None:
+        from flowscope.serving.writers import HelperSink, ThreadSink
+
         self.settings = settings
-        # Inference runs must not hold up the monitor: no environment capture, no journal
-        # recovery per run, no wait for the run to be created (the writer creates it).
-        self._run_settings = settings.model_copy(
-            update={"autolog": False, "sync_on_start": False, "start_timeout": 0.0}
-        )
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._groups: dict[str, _Group] = {}
@@ -77,10 +89,9 @@ class InferenceMonitor:
         self._window_start = time.time()
         self._buffered = 0
         self._closing = False
-        self._runs: list[tuple[Run, threading.Thread]] = []
         self.dropped = 0
-        self.written = 0
-        self.failed = 0
+        sink = HelperSink if settings.monitor_process else ThreadSink
+        self._sink = sink(settings, self._written)
         self._thread = threading.Thread(target=self._loop, name="flowscope-monitor", daemon=True)
         self._thread.start()
 
@@ -145,7 +156,9 @@ class InferenceMonitor:
     def _close_window(self) -> None:
         """Hand the open window to the writer (the lock is held)."""
         now = time.time()
-        groups = [g for g in self._groups.values() if g.observations or g.errors or g.dropped]
+        groups = [
+            g for g in self._groups.values() if g.observations or g.packed or g.errors or g.dropped
+        ]
         if groups:
             self._jobs.append(_Job(groups, self._window_start, now))
         self._groups = {}
@@ -156,7 +169,7 @@ class InferenceMonitor:
     def _loop(self) -> None:
         while True:
             deadline = self._window_start + self.settings.monitor_window_seconds
-            self._wake.wait(max(deadline - time.time(), 0.0))
+            self._wake.wait(min(max(deadline - time.time(), 0.0), _POLL))
             self._wake.clear()
             with self._lock:
                 if time.time() >= deadline or self._closing:
@@ -164,34 +177,26 @@ class InferenceMonitor:
                 jobs, self._jobs = self._jobs, []
                 closing = self._closing
             for job in jobs:
-                self._write(job)
+                self._sink.submit(job)
             if closing:
                 return
+            self._pack()
+            self._sink.poll()
 
-    def _write(self, job: _Job) -> None:
-        for group in job.groups:
-            rows = sum(o.rows for o in group.observations)
-            try:
-                run = write_inference_run(self._run_settings, group, job)
-                wait = min(self.settings.flush_timeout, _END_WAIT)
-                closer = threading.Thread(
-                    target=run.end, kwargs={"timeout": wait}, name="flowscope-monitor-end"
-                )
-                closer.daemon = True  # the run's journal outlives it either way
-                closer.start()  # an outage must not hold up the next window
-                self._runs.append((run, closer))
-                self.written += 1
-            except Exception:  # a monitor must never take the service down
-                self.failed += 1
-                logger.exception("flowscope: could not write an inference run")
-            finally:
-                with self._lock:
-                    self._buffered -= rows
-        self._prune()
+    def _pack(self) -> None:
+        """Pack the open window's new observations (see :mod:`~.packing`)."""
+        from flowscope.serving.packing import pack
 
-    def _prune(self) -> None:
-        """Forget the runs that are delivered (``end`` of an ended run only reports)."""
-        self._runs = [(r, c) for r, c in self._runs if c.is_alive() or not r.end()]
+        with self._lock:
+            for group in self._groups.values():
+                if group.observations:
+                    group.packed.append(pack(group.model, group.observations))
+                    group.observations = []
+
+    def _written(self, rows: int) -> None:
+        """The sink is done with a window of ``rows`` predictions: they leave the buffer."""
+        with self._lock:
+            self._buffered -= rows
 
     # -- ending ------------------------------------------------------------------------
 
@@ -204,20 +209,19 @@ class InferenceMonitor:
         wait = self.settings.flush_timeout if timeout is None else timeout
         deadline = time.monotonic() + wait
         self._thread.join(max(wait, 1.0))
-        self._prune()
-        while self._runs and time.monotonic() < deadline:
-            time.sleep(0.05)
-            self._prune()
-        return not self._runs
+        return self._sink.close(deadline)
+
+    @property
+    def helper_pid(self) -> int | None:
+        """The helper process writing the windows (None when they are written here)."""
+        return getattr(self._sink, "pid", None)
 
     def stats(self) -> dict[str, float]:
         """Counters for ``/metrics``."""
         return {
             "buffered_predictions": self._buffered,
             "dropped_predictions": self.dropped,
-            "runs_written": self.written,
-            "runs_failed": self.failed,
-            "runs_undelivered": len(self._runs),
+            **self._sink.stats(),
         }
 
 
@@ -238,9 +242,19 @@ def log_predictions(
     return run
 
 
-def write_inference_run(settings: Settings, group: _Group, job: _Job) -> Run:
+def write_inference_run(
+    settings: Settings,
+    group: _Group,
+    job: _Job,
+    local_id: str | None = None,
+    resume: Journal | None = None,
+) -> Run:
     """Write one inference run for ``group`` (a model version's predictions in a window
-    or batch) into the journal; the caller ends it."""
+    or batch) into the journal named ``local_id``; the caller ends it.
+
+    ``resume`` is that journal as a writer before this one left it: the run goes on in it,
+    the records already there are not written again (the same window gives the same
+    records, in the same order)."""
     from flowscope.tracking.run import start_run
 
     model = group.model
@@ -262,10 +276,24 @@ def write_inference_run(settings: Settings, group: _Group, job: _Job) -> Run:
         "flowscope.model_alias": model.alias or "",
         "flowscope.source_run": model.run_id or "",
     }
+    if local_id is not None:
+        tags[WINDOW_TAG] = local_id
     run_name = f"{model.name}-v{model.version}-{job.kind}-{started.replace(':', '')}"
-    run = start_run(
-        model.task, run_name, kind="inference", params=params, tags=tags, settings=settings
-    )
+    if resume is None:
+        run = start_run(
+            model.task,
+            run_name,
+            kind="inference",
+            params=params,
+            tags=tags,
+            settings=settings,
+            local_id=local_id,
+        )
+    else:
+        from flowscope.serving.writers import resumed_run
+
+        run = resumed_run(settings, model.task, resume)
+        run.log_params(params)
     try:
         if group.observations:
             table, metrics, scores = summarise(

@@ -51,7 +51,7 @@ def metric_key(text: object) -> str:
     return _UNSAFE.sub("_", str(text))[:200] or "_"
 
 
-def _runs(observations: Sequence[Observation]) -> Runs:
+def call_slices(observations: Sequence[Observation]) -> Runs:
     """The observations' rows as (model call, start, stop), neighbours merged."""
     runs: Runs = []
     for o in observations:
@@ -79,7 +79,7 @@ def predictions_table(
     import pandas as pd
     import pyarrow as pa
 
-    runs = _runs(observations)
+    runs = call_slices(observations)
     names = model.schema.names
     columns: dict[str, Any] = {}
     for column in model.schema.columns:
@@ -155,7 +155,7 @@ def summarise(
     import numpy as np
     import pandas as pd
 
-    runs = _runs(observations)
+    runs = call_slices(observations)
     probabilities = _probabilities(runs) if model.classes is not None else None
     table = predictions_table(model, observations, probabilities)
     samples = table.num_rows

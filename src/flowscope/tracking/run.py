@@ -413,6 +413,8 @@ class Run:
         wait = self.settings.flush_timeout if timeout is None else timeout
         if self._writer.wait(wait):
             return True
+        if wait <= 0:  # the caller chose not to wait: its writer delivers in the background
+            return False
         logger.warning(
             "flowscope: run %s: %d bytes of records were not delivered within %.0f s (%s); "
             "they are kept in %s and `flowscope sync` delivers them",
@@ -488,6 +490,7 @@ def start_run(
     parent: Run | str | None = None,
     description: str | None = None,
     settings: Settings | None = None,
+    local_id: str | None = None,
 ) -> Run:
     """Start a run of ``task`` in the experiment named after it (``<task>-inference`` for
     inference runs) and return it; use it as a context manager.
@@ -495,6 +498,8 @@ def start_run(
     ``best`` maps step metrics to ``"max"``/``"min"`` to summarise at the end; ``parent``
     nests the run under another (a ``Run`` or an MLflow run id). If the store cannot be
     reached within ``start_timeout`` the run goes on offline and is created later.
+    ``local_id`` names the run's journal (a fresh id by default): a writer that may be
+    asked twice for the same run names it, to find the journal of a first attempt.
     """
     from flowscope.tracking.journal import Journal
     from flowscope.tracking.store import StoreAccess
@@ -506,7 +511,7 @@ def start_run(
         raise FlowscopeError(f"unknown run kind {kind!r}; use one of {', '.join(KINDS)}")
     if not task or not isinstance(task, str):
         raise FlowscopeError("a run needs a task name (the experiment it belongs to)")
-    local_id = uuid.uuid4().hex
+    local_id = local_id or uuid.uuid4().hex
 
     def unrecorded() -> Run:
         run = Run(

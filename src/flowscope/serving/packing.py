@@ -1,0 +1,138 @@
+"""A window's predictions as a few arrays: how the monitor holds them and how they travel
+to the helper process.
+
+The request path appends one :class:`~.summary.Observation` per request, pointing into
+the model call that answered it. Held for a whole window, those objects would be what
+the garbage collector walks on every full collection (the server freezes its start-up
+objects), and its pauses would grow with the window. So the monitor's thread packs the
+observations every half second into a :class:`Packed`: the rows of every request, in
+order, as one array per input column, the probabilities as one matrix, and the requests
+as columns, which the collector does not walk and which pickle as a few large buffers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from flowscope.serving.summary import Observation, call_slices
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from flowscope.serving.explaining import RowExplanations
+    from flowscope.serving.model import ServedModel
+    from flowscope.serving.monitor import _Group
+
+
+@dataclasses.dataclass
+class Packed:
+    """Requests answered by one model version, as columns."""
+
+    inputs: dict[str, np.ndarray]
+    probabilities: np.ndarray | None
+    labels: list[Any]  # a regression model's answers; a classifier's are its probabilities
+    request_ids: list[str]
+    times: np.ndarray  # per request: arrival, latency (seconds)
+    rows: np.ndarray  # per request
+    explained: dict[int, RowExplanations]  # by request, for those asked with ?explain
+
+    @property
+    def total(self) -> int:
+        return int(self.rows.sum())
+
+
+def pack(model: ServedModel, observations: Sequence[Observation]) -> Packed:
+    """``observations`` of ``model`` as columns."""
+    import numpy as np
+
+    slices = call_slices(observations)
+    # most often a slice is all of its model call's rows: then the call's arrays are taken
+    # as they are, and many small calls cost a list entry per call and column
+    whole = [start == 0 and stop == len(call.labels) for call, start, stop in slices]
+
+    def gathered(arrays: list[Any]) -> list[Any]:
+        return [
+            array if full else array[start:stop]
+            for array, full, (_, start, stop) in zip(arrays, whole, slices, strict=True)
+        ]
+
+    inputs: dict[str, np.ndarray] = {}
+    probabilities: np.ndarray | None = None
+    labels: list[Any] = []
+    if observations:
+        for name in model.schema.names:
+            inputs[name] = np.concatenate(gathered([(c.inputs or {})[name] for c, _, _ in slices]))
+        if observations[0].batch.probabilities is not None:
+            probabilities = np.concatenate(gathered([c.probabilities for c, _, _ in slices]))
+        else:  # regression: the labels are the answers
+            labels = [x for part in gathered([c.labels for c, _, _ in slices]) for x in part]
+    return Packed(
+        inputs=inputs,
+        probabilities=probabilities,
+        labels=labels,
+        request_ids=[o.request_id for o in observations],
+        times=np.array([(o.timestamp, o.latency) for o in observations], np.float64).reshape(-1, 2),
+        rows=np.array([o.rows for o in observations], dtype=np.int64),
+        explained={i: o.explained for i, o in enumerate(observations) if o.explained},
+    )
+
+
+def merge(parts: Sequence[Packed]) -> Packed:
+    """One :class:`Packed` holding ``parts`` one after the other."""
+    import numpy as np
+
+    parts = [part for part in parts if len(part.request_ids)]
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return Packed({}, None, [], [], np.empty((0, 2)), np.empty(0, np.int64), {})
+    explained: dict[int, RowExplanations] = {}
+    start = 0
+    for part in parts:
+        explained.update({start + index: rows for index, rows in part.explained.items()})
+        start += len(part.request_ids)
+    first = parts[0]
+    return Packed(
+        inputs={name: np.concatenate([p.inputs[name] for p in parts]) for name in first.inputs},
+        probabilities=None
+        if first.probabilities is None
+        else np.concatenate([p.probabilities for p in parts if p.probabilities is not None]),
+        labels=[label for part in parts for label in part.labels],
+        request_ids=[request for part in parts for request in part.request_ids],
+        times=np.concatenate([part.times for part in parts]),
+        rows=np.concatenate([part.rows for part in parts]),
+        explained=explained,
+    )
+
+
+def packed(group: _Group) -> Packed:
+    """All of ``group``'s requests: those packed before and those still observed."""
+    return merge([*group.packed, pack(group.model, group.observations)])
+
+
+def unpack(window: Packed, group: _Group) -> _Group:
+    """``group`` (its model, errors and drops) with the requests of ``window``, answered
+    by one model call: what :func:`~.monitor.write_inference_run` takes."""
+    from flowscope.serving.model import Predicted
+
+    call = Predicted(labels=window.labels, probabilities=window.probabilities, inputs=window.inputs)
+    observations, offset = [], 0
+    for index, (request_id, (timestamp, latency), rows) in enumerate(
+        zip(window.request_ids, window.times.tolist(), window.rows.tolist(), strict=True)
+    ):
+        observations.append(
+            Observation(
+                request_id, timestamp, latency, call, offset, rows, window.explained.get(index)
+            )
+        )
+        offset += rows
+    return dataclasses.replace(group, observations=observations, packed=[])
+
+
+def bare(group: _Group) -> _Group:
+    """``group`` without its requests and with its model without the pipeline: what goes
+    to the helper beside the :class:`Packed` requests."""
+    model = dataclasses.replace(group.model, pipeline=None, fast=None)
+    return dataclasses.replace(group, model=model, observations=[], packed=[])

@@ -1,0 +1,472 @@
+"""Where the inference monitor's windows become runs: in a helper process (the default),
+or in the monitor's thread of the serving process.
+
+Writing a window (summarising it, writing its parquet into the journal, delivering the
+run) costs about a microsecond of CPU per prediction, most of it holding the GIL. In the
+serving process that is taken from answering requests, and the event loop waits whenever
+the writer holds the GIL. :class:`HelperSink` moves all of it to a helper process: the
+server only sends the window's arrays down a pipe, out of band (pickle protocol 5, no
+copy in user space), and the helper writes the run on the machine's other core.
+
+Nothing is lost if the helper dies. The server keeps every window until the helper says
+the window is in the journal; then the journal owns it. A dead helper is started again
+and sent what it had not acknowledged. Each window is written under a journal named by
+the window's id and tagged with it, so a window that the dead helper had already
+journaled, or even delivered, is recognised on the resend and not written twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from flowscope.serving.monitor import WINDOW_TAG
+from flowscope.serving.packing import bare, packed, unpack
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
+
+    from flowscope.config import Settings
+    from flowscope.serving.monitor import _Job
+    from flowscope.tracking.journal import Journal
+    from flowscope.tracking.run import Run
+
+logger = logging.getLogger(__name__)
+
+# Sends of one window to fresh helpers, after which it is given up (and logged): a window
+# that kills every helper it meets must not stop monitoring for good.
+_MAX_SENDS = 3
+
+# The helper's scheduling priority below the server's: its work can always wait a little.
+_NICENESS = 10
+
+Done = Callable[[int], None]  # told the rows of each window that is written or given up
+
+
+class RunWriter:
+    """Writes windows as inference runs into the journal; each run's writer thread then
+    delivers it, and :meth:`wait` bounds how long the end waits for delivery."""
+
+    def __init__(self, settings: Settings) -> None:
+        # Inference runs must not hold up the monitor: no environment capture, no journal
+        # recovery per run, no wait for the run to be created (the writer creates it).
+        self.settings = settings.model_copy(
+            update={"autolog": False, "sync_on_start": False, "start_timeout": 0.0}
+        )
+        self._runs: list[Run] = []
+        self.written = 0
+        self.failed = 0
+
+    def write(self, job: _Job) -> None:
+        """Write each model version's run of ``job``; a failure is logged and counted.
+
+        A ``resent`` window may have been written, wholly or in part, by a helper that
+        died before saying so: a journal it left is taken over and completed, and a run
+        already delivered to the store is not written again."""
+        from flowscope.serving.monitor import write_inference_run
+
+        for index, group in enumerate(job.groups):
+            local_id = job.id if index == 0 else f"{job.id}-{index}"
+            try:
+                earlier = None
+                if job.resent:
+                    earlier = _earlier_attempt(self.settings, local_id, group.model.task)
+                    if earlier == "stored":
+                        continue
+                resume = earlier if not isinstance(earlier, str) else None
+                run = write_inference_run(self.settings, group, job, local_id, resume)
+                run.end(timeout=0.0)  # the end is journaled; its writer delivers it
+            except Exception:  # a monitor must never take the service down
+                self.failed += 1
+                logger.exception("flowscope: could not write an inference run")
+                continue
+            self._runs.append(run)
+            self.written += 1
+        self.prune()
+
+    def prune(self) -> None:
+        """Forget the runs that are delivered (``end`` of an ended run only reports)."""
+        self._runs = [run for run in self._runs if not run.end()]
+
+    def wait(self, deadline: float) -> bool:
+        """Wait until every run is delivered or ``deadline`` (monotonic) passes."""
+        self.prune()
+        while self._runs and time.monotonic() < deadline:
+            time.sleep(0.05)
+            self.prune()
+        return not self._runs
+
+    def stats(self) -> dict[str, float]:
+        return {
+            "runs_written": self.written,
+            "runs_failed": self.failed,
+            "runs_undelivered": len(self._runs),
+        }
+
+
+def _earlier_attempt(settings: Settings, local_id: str, task: str) -> Journal | str | None:
+    """What a helper that died left of run ``local_id``: its journal, taken over (to be
+    completed), ``"stored"`` if the run is already delivered, or None if nothing."""
+    from flowscope.tracking.journal import SUFFIX, Journal
+
+    (settings.journal_dir / f".{local_id}.new").unlink(missing_ok=True)  # died creating it
+    path = settings.journal_dir / f"{local_id}{SUFFIX}"
+    if path.exists():
+        journal = Journal.claim(path)
+        if journal is not None:
+            return journal
+        if path.exists():  # a living process delivers it: `flowscope sync`, say
+            return "stored"
+    return "stored" if _stored(settings, local_id, task) else None
+
+
+def _stored(settings: Settings, local_id: str, task: str) -> bool:
+    """Whether the store holds the run of journal ``local_id``. A store that cannot say
+    means no: a window written twice is better than a window lost."""
+    from flowscope.tracking.store import StoreAccess
+
+    try:
+        client = StoreAccess(settings).client
+        experiment = client.get_experiment_by_name(settings.experiment_name(task, "inference"))
+        if experiment is None:
+            return False
+        found = client.search_runs(
+            [experiment.experiment_id], f"tags.`{WINDOW_TAG}` = '{local_id}'", max_results=1
+        )
+    except Exception as exc:
+        logger.warning("flowscope: could not check whether run %s is stored: %s", local_id, exc)
+        return False
+    return bool(found)
+
+
+def resumed_run(settings: Settings, task: str, journal: Journal) -> Run:
+    """A run that goes on in ``journal``, which a dead writer left: the records it holds
+    are not appended again, and a torn last one is cut off first."""
+    import os
+
+    from flowscope.tracking.run import Run
+    from flowscope.tracking.store import StoreAccess
+    from flowscope.tracking.writer import Writer
+
+    offsets = [offset for offset, _ in journal.read(0, complete=True)]
+    count = len(offsets)
+    os.truncate(journal.path, offsets[-1] if offsets else 0)
+
+    class Resumed(Run):
+        skip = count - 1  # the first record, the run's header, is the journal's own
+
+        def _append(self, record: dict[str, Any]) -> None:
+            if self.skip > 0:
+                self.skip -= 1
+                return
+            super()._append(record)
+
+    writer = Writer(journal, StoreAccess(settings), max_backoff=settings.max_backoff)
+    return Resumed(
+        task=task,
+        kind="inference",
+        local_id=journal.local_id,
+        settings=settings,
+        journal=journal,
+        writer=writer,
+    )
+
+
+class ThreadSink:
+    """Writes windows in the monitor's own thread (``monitor_process = false``)."""
+
+    restarts = 0
+
+    def __init__(self, settings: Settings, done: Done) -> None:
+        self.writer = RunWriter(settings)
+        self.done = done
+
+    def submit(self, job: _Job) -> None:
+        try:
+            groups = [unpack(packed(group), group) for group in job.groups]
+            self.writer.write(dataclasses.replace(job, groups=groups))
+        finally:
+            self.done(job.rows)
+
+    def poll(self) -> None:
+        self.writer.prune()
+
+    def close(self, deadline: float) -> bool:
+        return self.writer.wait(deadline)
+
+    def stats(self) -> dict[str, float]:
+        return {**self.writer.stats(), "helper_restarts": 0}
+
+
+class HelperSink:
+    """Sends windows to a helper process that writes them (``monitor_process = true``).
+
+    Every call comes from the monitor's thread, so nothing here needs a lock; the
+    helper's answers are read by :meth:`poll`, which the monitor calls as it loops."""
+
+    def __init__(self, settings: Settings, done: Done) -> None:
+        self.settings = settings
+        self.done = done
+        # id -> (window, times sent, its spill file while the helper has not read it)
+        self._pending: dict[str, tuple[_Job, int, str | None]] = {}
+        self._stats: dict[str, float] = {}
+        self._offset = {"runs_written": 0.0, "runs_failed": 0.0}  # from helpers before
+        self.restarts = 0
+        self._process: Any = None
+        self._conn: Connection | None = None
+        self._start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")  # never fork a threaded server
+        ours, theirs = context.Pipe()
+        self._process = context.Process(
+            target=helper_main,
+            args=(theirs, self.settings),
+            name="flowscope-monitor-helper",
+            daemon=True,
+        )
+        self._process.start()
+        theirs.close()
+        self._conn = ours
+        for job, _, _ in list(self._pending.values()):  # what a helper before it left
+            self._send(job)
+        # then orphaned journals: those of the windows sent again are taken over by now
+        self._message(("recover", None))
+
+    def submit(self, job: _Job) -> None:
+        self._pending[job.id] = (job, 0, None)
+        self._send(job)
+
+    def _send(self, job: _Job) -> None:
+        window, sends, spill = self._pending[job.id]
+        _forget(spill)  # a dead helper's: it may not have read it
+        if sends >= _MAX_SENDS:
+            del self._pending[job.id]
+            self._offset["runs_failed"] += len(job.groups)
+            logger.error(
+                "flowscope: the monitor's helper died %d times writing window %s; its %d "
+                "predictions are not recorded",
+                sends,
+                job.id,
+                job.rows,
+            )
+            self.done(job.rows)
+            return
+        parts = [(bare(group), packed(group)) for group in job.groups]
+        message = ("write", (dataclasses.replace(job, groups=[], resent=sends > 0), parts))
+        spill = self._message(message)
+        self._pending[job.id] = (window, sends + 1, spill)
+
+    def _message(self, message: tuple[str, Any]) -> str | None:
+        try:
+            assert self._conn is not None
+            return send_message(self._conn, message)
+        except (OSError, ValueError):  # the helper is gone: poll() starts another
+            return None
+
+    def poll(self, wait: float = 0.0) -> None:
+        """Read the helper's answers; if it died, start another and send it again every
+        window not yet acknowledged."""
+        assert self._conn is not None
+        try:
+            while self._conn.poll(wait):
+                wait = 0.0
+                self._answer(receive_message(self._conn))
+        except (EOFError, OSError):
+            pass
+        if not self._process.is_alive():
+            self._restart()
+
+    def _answer(self, message: tuple[Any, ...]) -> None:
+        kind, *rest = message
+        if kind == "done":
+            job_id, stats = rest
+            entry = self._pending.pop(job_id, None)
+            self._stats = stats
+            if entry is not None:
+                self.done(entry[0].rows)
+        elif kind == "closed":
+            (self._stats,) = rest
+
+    def _restart(self) -> None:
+        code = self._process.exitcode
+        for key in self._offset:
+            self._offset[key] += self._stats.get(key, 0)
+        self._stats = {}
+        self.restarts += 1
+        logger.warning(
+            "flowscope: the monitor's helper process ended (exit code %s); starting another "
+            "and sending it the %d windows it had not written",
+            code,
+            len(self._pending),
+        )
+        if self._conn is not None:
+            self._conn.close()
+        self._start()
+
+    def close(self, deadline: float) -> bool:
+        """Let the helper write every window and wait for their delivery until
+        ``deadline`` (monotonic); False when some runs are left to the journal."""
+        while True:
+            self._message(("close", max(deadline - time.monotonic(), 0.0)))
+            self._drain(max(deadline, time.monotonic()) + 5.0)
+            if not self._pending or time.monotonic() >= deadline:
+                break
+            self._restart()  # it died with windows unwritten: another one writes them
+        self._process.join(5.0)
+        if self._process.is_alive():
+            self._process.kill()
+        assert self._conn is not None
+        self._conn.close()
+        for job, _, spill in self._pending.values():  # not written: said, and let go
+            logger.error("flowscope: inference window %s was not written before the end", job.id)
+            _forget(spill)
+            self.done(job.rows)
+        return not self._pending and not self._stats.get("runs_undelivered", 0)
+
+    def _drain(self, until: float) -> None:
+        """Read the helper's answers until it is gone (its end of the pipe closes)."""
+        assert self._conn is not None
+        while time.monotonic() < until:
+            try:
+                if self._conn.poll(0.1):
+                    self._answer(receive_message(self._conn))
+                elif not self._process.is_alive():
+                    return
+            except (EOFError, OSError):
+                return
+
+    def stats(self) -> dict[str, float]:
+        return {
+            "runs_written": self._offset["runs_written"] + self._stats.get("runs_written", 0),
+            "runs_failed": self._offset["runs_failed"] + self._stats.get("runs_failed", 0),
+            "runs_undelivered": self._stats.get("runs_undelivered", 0),
+            "helper_restarts": self.restarts,
+        }
+
+
+def _forget(spill: str | None) -> None:
+    if spill is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(spill)
+
+
+# -- what travels down the pipe ------------------------------------------------------------
+
+
+def send_message(conn: Connection, message: Any) -> str | None:
+    """Send ``message``: pickled, with its arrays out of band in a spill file in memory
+    (``/dev/shm`` where there is one), so that the sender copies them once, in the
+    kernel. Returns the spill file, which the receiver deletes once it has read it."""
+    buffers: list[pickle.PickleBuffer] = []
+    head = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
+    spill, sizes = None, []
+    if buffers:
+        fd, spill = tempfile.mkstemp(prefix="flowscope-window-", dir=_spill_dir())
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                for buffer in buffers:
+                    raw = buffer.raw()
+                    handle.write(raw)
+                    sizes.append(raw.nbytes)
+        except BaseException:
+            os.unlink(spill)
+            raise
+    try:
+        conn.send((head, spill, sizes))
+    except BaseException:
+        if spill is not None:
+            os.unlink(spill)
+        raise
+    return spill
+
+
+def receive_message(conn: Connection) -> Any:
+    head, spill, sizes = conn.recv()
+    buffers: list[memoryview] = []
+    if spill is not None:
+        data = bytearray(sum(sizes))
+        with open(spill, "rb") as handle:
+            handle.readinto(data)
+        os.unlink(spill)
+        view, offset = memoryview(data), 0
+        for size in sizes:
+            buffers.append(view[offset : offset + size])
+            offset += size
+    return pickle.loads(head, buffers=buffers)
+
+
+def _spill_dir() -> str | None:
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
+# -- the helper process ----------------------------------------------------------------------
+
+
+def helper_main(conn: Connection, settings: Settings) -> None:
+    """The helper: write each window it is sent, say so, and on ``close`` (or when the
+    server is gone) write what is left and wait for delivery before it exits.
+
+    Ctrl-C and SIGTERM reach the whole process group; the helper leaves ending to the
+    server, which closes it once the server's own last window is sent."""
+    from flowscope.tracking.sync import recover_in_background
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(OSError):
+        os.nice(_NICENESS)  # the machine's spare CPU, never the server's
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    _warm_up(settings)
+    writer = RunWriter(settings)
+    deadline = None
+    while deadline is None:
+        try:
+            kind, value = receive_message(conn)
+        except (EOFError, OSError):  # the server is gone: finish what was sent
+            deadline = time.monotonic() + settings.flush_timeout
+            break
+        if kind == "close":
+            deadline = time.monotonic() + max(float(value), 0.0)
+            break
+        if kind == "recover":  # journals left undelivered by processes that are gone
+            recover_in_background(settings)
+            continue
+        job, parts = value
+        job.groups = [unpack(window, group) for group, window in parts]
+        writer.write(job)
+        try:
+            send_message(conn, ("done", job.id, writer.stats()))
+        except OSError:
+            deadline = time.monotonic() + settings.flush_timeout
+    writer.wait(deadline)
+    with contextlib.suppress(OSError):
+        send_message(conn, ("closed", writer.stats()))
+
+
+def _warm_up(settings: Settings) -> None:
+    """Import what writing a run needs and open the store now, while the server starts,
+    not when the first window arrives under load."""
+    import pyarrow.parquet  # noqa: F401
+
+    import flowscope.serving.summary
+    import flowscope.tracking.delivery  # noqa: F401
+    from flowscope.tracking.store import StoreAccess
+
+    try:
+        StoreAccess(settings).store  # noqa: B018
+    except Exception as exc:  # a store away now is retried by each run's writer
+        logger.debug("flowscope: the store is not reachable yet: %s", exc)
