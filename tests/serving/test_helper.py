@@ -22,8 +22,7 @@ from flowscope.config import Settings
 from flowscope.serving import create_serving_app
 from flowscope.serving.model import ModelRef, load_served_model
 from flowscope.serving.monitor import WINDOW_TAG, _Group, _Job
-from flowscope.serving.packing import bare, packed, unpack
-from flowscope.serving.summary import Observation
+from flowscope.serving.packing import Observation, bare, holding, packed
 from flowscope.serving.writers import RunWriter
 from flowscope.tracking.journal import SUFFIX
 from tests.serving.conftest import Registry, inference_runs, iris_features, records
@@ -105,7 +104,7 @@ def _write_and_die(settings: Settings, payload: Path, appends: int | None, deliv
     import flowscope.tracking.journal as journal_module
 
     job, parts = pickle.loads(payload.read_bytes())
-    job.groups = [unpack(window, group) for group, window in parts]
+    job.groups = [holding(group, window) for group, window in parts]
     original = journal_module.Journal.append
     done = 0
 

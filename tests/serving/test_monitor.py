@@ -6,11 +6,14 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from flowscope.modeling.data import load_builtin
+from flowscope.modeling.train import train
 from flowscope.serving import create_serving_app
 from tests.serving.conftest import Registry, inference_runs, iris_features, records, synthetic_frame
 
@@ -149,3 +152,49 @@ def test_a_full_monitor_counts_what_it_drops(registry: Registry) -> None:
     assert "flowscope_monitor_dropped_predictions 5" in metrics
     (run,) = inference_runs(settings, name)
     assert run.data.metrics["samples"] == 5 and run.data.metrics["dropped"] == 5
+
+
+def test_a_regression_model_gets_prediction_statistics(registry: Registry, tmp_path: Path) -> None:
+    frame, target = load_builtin("diabetes")
+    name = "diabetes-forest"
+    result = train(
+        frame,
+        target,
+        "random_forest",
+        {"n_estimators": 20},
+        task="diabetes",
+        register=name,
+        explain=False,
+        settings=registry.settings,
+    )
+    registry.client.set_registered_model_alias(name, "champion", str(result.registered_version))
+    X = frame.drop(columns=[target]).head(50)
+    settings = registry.using(monitor_window_seconds=3600)
+    with TestClient(create_serving_app(settings, f"{name}@champion")) as client:
+        answers = [
+            client.post("/predict", json=records(X.iloc[i : i + 5])) for i in range(0, 50, 5)
+        ]
+    assert all(answer.status_code == 200 for answer in answers)
+    predicted = [row["prediction"] for a in answers for row in a.json()["predictions"]]
+    assert predicted == pytest.approx(list(registry_model_predictions(registry, result.run_id, X)))
+    (run,) = inference_runs(settings, name, "diabetes")
+    metrics = run.data.metrics
+    assert metrics["samples"] == 50 and metrics["requests"] == 10
+    assert metrics["prediction_mean"] == pytest.approx(float(pd.Series(predicted).mean()))
+    assert metrics["prediction_std"] == pytest.approx(float(pd.Series(predicted).std(ddof=0)))
+    assert metrics["prediction_min"] == pytest.approx(min(predicted))
+    assert metrics["prediction_max"] == pytest.approx(max(predicted))
+    assert "avg_confidence" not in metrics
+    table = _parquet(MlflowClient(settings.tracking_uri), run.info.run_id, tmp_path)
+    assert list(table["prediction"]) == pytest.approx(predicted)
+    assert list(table["age"]) == pytest.approx(list(X["age"]))
+
+
+def registry_model_predictions(registry: Registry, run_id: str | None, X: pd.DataFrame) -> Any:
+    """What the logged model itself predicts for ``X``."""
+    from flowscope.tracking.models import load_model
+
+    assert run_id is not None
+    folder = registry.settings.journal_dir.parent / "models" / run_id
+    local = registry.client.download_artifacts(run_id, "model", str(folder))
+    return load_model(local).predict(X)

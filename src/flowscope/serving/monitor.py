@@ -1,7 +1,7 @@
 """The inference monitor: every prediction kept, written as inference runs off the request
 path.
 
-The request path only appends an :class:`~.summary.Observation` to an in-memory window (a
+The request path only appends an :class:`~.packing.Observation` to an in-memory window (a
 lock and a list append). A background thread closes the window when its time is up or it
 holds ``monitor_window_size`` predictions, and hands it to a sink (:mod:`~.writers`) that
 writes one inference run per model version in it to ``<task>-inference``, by default in
@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from flowscope.serving.summary import Observation, summarise
+from flowscope.serving.packing import Observation, packed
+from flowscope.serving.summary import summarise
 
 if TYPE_CHECKING:
     from flowscope.config import Settings
@@ -295,10 +296,11 @@ def write_inference_run(
         run = resumed_run(settings, model.task, resume)
         run.log_params(params)
     try:
-        if group.observations:
+        window = packed(group)
+        if window.request_ids:
             table, metrics, scores = summarise(
                 model,
-                group.observations,
+                window,
                 errors=group.errors,
                 dropped=group.dropped,
                 drift_threshold=settings.drift_threshold,

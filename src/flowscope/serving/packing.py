@@ -7,7 +7,8 @@ the garbage collector walks on every full collection (the server freezes its sta
 objects), and its pauses would grow with the window. So the monitor's thread packs the
 observations every half second into a :class:`Packed`: the rows of every request, in
 order, as one array per input column, the probabilities as one matrix, and the requests
-as columns, which the collector does not walk and which pickle as a few large buffers.
+as columns, which the collector does not walk, which pickle as a few large buffers, and
+from which :mod:`~.summary` builds the run with no Python object per request.
 """
 
 from __future__ import annotations
@@ -16,14 +17,28 @@ import dataclasses
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from flowscope.serving.summary import Observation, call_slices
-
 if TYPE_CHECKING:
     import numpy as np
 
     from flowscope.serving.explaining import RowExplanations
-    from flowscope.serving.model import ServedModel
+    from flowscope.serving.model import Predicted, ServedModel
     from flowscope.serving.monitor import _Group
+
+Slices = list[tuple["Predicted", int, int]]
+
+
+@dataclasses.dataclass(slots=True)  # one per request until packed: no per-instance dict
+class Observation:
+    """One answered request: its id, arrival, latency, and the rows ``offset`` to
+    ``offset + rows`` of the model call (``batch``) that answered it."""
+
+    request_id: str
+    timestamp: float  # seconds since the epoch, when the request arrived
+    latency: float  # seconds
+    batch: Predicted
+    offset: int
+    rows: int
+    explained: RowExplanations | None = None  # asked for with ?explain=true
 
 
 @dataclasses.dataclass
@@ -41,6 +56,18 @@ class Packed:
     @property
     def total(self) -> int:
         return int(self.rows.sum())
+
+
+def call_slices(observations: Sequence[Observation]) -> Slices:
+    """The observations' rows as (model call, start, stop), neighbours merged."""
+    slices: Slices = []
+    for o in observations:
+        if slices and slices[-1][0] is o.batch and slices[-1][2] == o.offset:
+            batch, start, _ = slices[-1]
+            slices[-1] = (batch, start, o.offset + o.rows)
+        else:
+            slices.append((o.batch, o.offset, o.offset + o.rows))
+    return slices
 
 
 def pack(model: ServedModel, observations: Sequence[Observation]) -> Packed:
@@ -112,27 +139,13 @@ def packed(group: _Group) -> Packed:
     return merge([*group.packed, pack(group.model, group.observations)])
 
 
-def unpack(window: Packed, group: _Group) -> _Group:
-    """``group`` (its model, errors and drops) with the requests of ``window``, answered
-    by one model call: what :func:`~.monitor.write_inference_run` takes."""
-    from flowscope.serving.model import Predicted
-
-    call = Predicted(labels=window.labels, probabilities=window.probabilities, inputs=window.inputs)
-    observations, offset = [], 0
-    for index, (request_id, (timestamp, latency), rows) in enumerate(
-        zip(window.request_ids, window.times.tolist(), window.rows.tolist(), strict=True)
-    ):
-        observations.append(
-            Observation(
-                request_id, timestamp, latency, call, offset, rows, window.explained.get(index)
-            )
-        )
-        offset += rows
-    return dataclasses.replace(group, observations=observations, packed=[])
-
-
 def bare(group: _Group) -> _Group:
     """``group`` without its requests and with its model without the pipeline: what goes
     to the helper beside the :class:`Packed` requests."""
     model = dataclasses.replace(group.model, pipeline=None, fast=None)
     return dataclasses.replace(group, model=model, observations=[], packed=[])
+
+
+def holding(group: _Group, window: Packed) -> _Group:
+    """``group`` (as :func:`bare` left it) holding the requests of ``window``."""
+    return dataclasses.replace(group, packed=[window])

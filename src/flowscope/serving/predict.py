@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowscope.serving.model import ModelRef, Predicted, ServedModel, load_served_model
-from flowscope.serving.summary import Observation
+from flowscope.serving.packing import Observation
 
 if TYPE_CHECKING:
     import pandas as pd

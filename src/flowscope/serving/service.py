@@ -18,8 +18,8 @@ from flowscope.serving._http import request_id_of
 from flowscope.serving.batching import MicroBatcher
 from flowscope.serving.explaining import ExplainRequest, explain_rows
 from flowscope.serving.metrics import ServiceMetrics
+from flowscope.serving.packing import Observation
 from flowscope.serving.reload import AliasWatcher, ModelHolder
-from flowscope.serving.summary import Observation
 
 if TYPE_CHECKING:
     from starlette.requests import Request

@@ -1,49 +1,28 @@
 """What an inference run holds, computed from the predictions of one window or batch.
 
-Pure functions: observations in, a table and a dict of metrics out. The monitor decides
-when to call them and writes the result as a run. An observation points into the model
-call that answered it (its input arrays, labels and probabilities), so a window is put
-together with one slice per model call, not one per request, into an Arrow table written
-as parquet without a detour through pandas: the cost of monitoring grows with model
-calls, and under load many requests share one.
+Pure functions: a window's requests as columns (:class:`~.packing.Packed`) in, a table and
+a dict of metrics out. The monitor decides when to call them and writes the result as a
+run. The table is put together from the window's arrays as they are, into an Arrow table
+written as parquet without a detour through pandas, and with no Python object per request.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from flowscope.serving.drift import drift_metrics, feature_drift
 
 if TYPE_CHECKING:
-    import numpy as np
     import pyarrow as pa
 
-    from flowscope.serving.explaining import RowExplanations
-    from flowscope.serving.model import Predicted, ServedModel
+    from flowscope.serving.model import ServedModel
+    from flowscope.serving.packing import Packed
 
 _UNSAFE = re.compile(r"[^\w.\- /:]")
 DRIFT_ROWS = 20_000  # drift is estimated on at most this many rows of a window, evenly spread
 # Signature types stored from their NumPy arrays as they are; any other is text.
 _ARROW_TYPES = {"double", "float", "long", "integer", "boolean"}
-
-Runs = list[tuple["Predicted", int, int]]
-
-
-@dataclass(slots=True)  # a window holds one per request: no per-instance dict
-class Observation:
-    """One answered request: its id, arrival, latency, and the rows ``offset`` to
-    ``offset + rows`` of the model call (``batch``) that answered it."""
-
-    request_id: str
-    timestamp: float  # seconds since the epoch, when the request arrived
-    latency: float  # seconds
-    batch: Predicted
-    offset: int
-    rows: int
-    explained: RowExplanations | None = None  # asked for with ?explain=true
 
 
 def metric_key(text: object) -> str:
@@ -51,27 +30,7 @@ def metric_key(text: object) -> str:
     return _UNSAFE.sub("_", str(text))[:200] or "_"
 
 
-def call_slices(observations: Sequence[Observation]) -> Runs:
-    """The observations' rows as (model call, start, stop), neighbours merged."""
-    runs: Runs = []
-    for o in observations:
-        if runs and runs[-1][0] is o.batch and runs[-1][2] == o.offset:
-            batch, start, _ = runs[-1]
-            runs[-1] = (batch, start, o.offset + o.rows)
-        else:
-            runs.append((o.batch, o.offset, o.offset + o.rows))
-    return runs
-
-
-def _probabilities(runs: Runs) -> np.ndarray:
-    import numpy as np
-
-    return np.concatenate([b.probabilities[s:e] for b, s, e in runs if b.probabilities is not None])
-
-
-def predictions_table(
-    model: ServedModel, observations: Sequence[Observation], probabilities: Any = None
-) -> pa.Table:
+def predictions_table(model: ServedModel, window: Packed) -> pa.Table:
     """Inputs and answers, one row per prediction, as an Arrow table: the input columns,
     then ``request_id``, ``timestamp`` (UTC), ``model_version``, ``latency_ms``,
     ``prediction``, and for classifiers ``confidence`` and ``proba_<class>``."""
@@ -79,20 +38,19 @@ def predictions_table(
     import pandas as pd
     import pyarrow as pa
 
-    runs = call_slices(observations)
     names = model.schema.names
     columns: dict[str, Any] = {}
     for column in model.schema.columns:
-        values = np.concatenate([(b.inputs or {})[column.name][s:e] for b, s, e in runs])
+        values = window.inputs[column.name]
         if column.type in _ARROW_TYPES:  # NumPy numbers are taken as they are, no copy
             columns[column.name] = pa.array(values)
         else:
             columns[column.name] = pa.array(values, pa.string())
-    repeats = [o.rows for o in observations]
-    total = int(sum(repeats))
+    repeats = window.rows
+    total = window.total
     # one dictionary entry per request, not one string per row
-    codes, ids = pd.factorize(np.array([o.request_id for o in observations], dtype=object))
-    stamps = np.repeat(np.array([o.timestamp for o in observations]) * 1e9, repeats)
+    codes, ids = pd.factorize(np.asarray(window.request_ids, dtype=object))
+    stamps = np.repeat(window.times[:, 0] * 1e9, repeats)
     outputs: dict[str, Any] = {
         "request_id": pa.DictionaryArray.from_arrays(
             pa.array(np.repeat(codes.astype(np.int32), repeats)), pa.array(ids, pa.string())
@@ -101,11 +59,10 @@ def predictions_table(
         "model_version": pa.DictionaryArray.from_arrays(
             pa.array(np.zeros(total, np.int32)), pa.array([model.version])
         ),
-        "latency_ms": pa.array(np.repeat([o.latency * 1000 for o in observations], repeats)),
+        "latency_ms": pa.array(np.repeat(window.times[:, 1] * 1000, repeats)),
     }
-    if model.classes is not None:
-        if probabilities is None:
-            probabilities = _probabilities(runs)
+    probabilities = window.probabilities
+    if model.classes is not None and probabilities is not None:
         outputs["prediction"] = pa.DictionaryArray.from_arrays(
             pa.array(probabilities.argmax(axis=1).astype(np.int32)), pa.array(model.classes)
         )
@@ -113,17 +70,14 @@ def predictions_table(
         for index, name in enumerate(model.class_names):
             outputs[f"proba_{name}"] = pa.array(np.ascontiguousarray(probabilities[:, index]))
     else:
-        outputs["prediction"] = pa.array([x for b, s, e in runs for x in b.labels[s:e]])
-    explained = [o for o in observations if o.explained is not None]
-    if explained:
+        outputs["prediction"] = pa.array(window.labels)
+    if window.explained:
         # the SHAP contributions kept with the predictions; NaN for rows not explained
-        features = explained[0].explained.features  # type: ignore[union-attr]
+        features = next(iter(window.explained.values())).features
         matrix = np.full((total, len(features)), np.nan)
-        start = 0
-        for o in observations:
-            if o.explained is not None:
-                matrix[start : start + o.rows] = o.explained.contributions
-            start += o.rows
+        starts = np.concatenate([[0], np.cumsum(repeats)])
+        for request, explained in window.explained.items():
+            matrix[starts[request] : starts[request + 1]] = explained.contributions
         for j, feature in enumerate(features):
             outputs[f"shap_{feature}"] = pa.array(matrix[:, j])
     for name, values in outputs.items():
@@ -134,7 +88,7 @@ def predictions_table(
 
 def summarise(
     model: ServedModel,
-    observations: Sequence[Observation],
+    window: Packed,
     *,
     errors: int = 0,
     dropped: int = 0,
@@ -155,19 +109,18 @@ def summarise(
     import numpy as np
     import pandas as pd
 
-    runs = call_slices(observations)
-    probabilities = _probabilities(runs) if model.classes is not None else None
-    table = predictions_table(model, observations, probabilities)
+    probabilities = window.probabilities if model.classes is not None else None
+    table = predictions_table(model, window)
     samples = table.num_rows
     metrics: dict[str, float] = {
         "samples": float(samples),
-        "requests": float(len(observations)),
+        "requests": float(len(window.request_ids)),
         "errors": float(errors),
     }
     if dropped:
         metrics["dropped"] = float(dropped)
-    if observations:
-        latencies = np.array([o.latency for o in observations]) * 1000
+    if window.request_ids:
+        latencies = window.times[:, 1] * 1000
         for q in (50, 95, 99):
             metrics[f"latency_p{q}_ms"] = float(np.percentile(latencies, q))
     if samples and probabilities is not None:
@@ -195,11 +148,7 @@ def summarise(
     if model.profile and samples >= drift_min_samples:
         step = max(1, -(-samples // DRIFT_ROWS))
         sample = pd.DataFrame(
-            {
-                name: np.concatenate([(b.inputs or {})[name][s:e:step] for b, s, e in runs])
-                for name in model.schema.names
-            },
-            copy=False,
+            {name: window.inputs[name][::step] for name in model.schema.names}, copy=False
         )
         scores = feature_drift(model.profile, sample)
         metrics.update(

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flowscope.serving.monitor import WINDOW_TAG
-from flowscope.serving.packing import bare, packed, unpack
+from flowscope.serving.packing import bare, holding, packed
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -192,8 +192,7 @@ class ThreadSink:
 
     def submit(self, job: _Job) -> None:
         try:
-            groups = [unpack(packed(group), group) for group in job.groups]
-            self.writer.write(dataclasses.replace(job, groups=groups))
+            self.writer.write(job)
         finally:
             self.done(job.rows)
 
@@ -446,7 +445,7 @@ def helper_main(conn: Connection, settings: Settings) -> None:
             recover_in_background(settings)
             continue
         job, parts = value
-        job.groups = [unpack(window, group) for group, window in parts]
+        job.groups = [holding(group, window) for group, window in parts]
         writer.write(job)
         try:
             send_message(conn, ("done", job.id, writer.stats()))
