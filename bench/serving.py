@@ -34,6 +34,7 @@ import logging
 import statistics
 import tempfile
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -154,6 +155,16 @@ def same_answers(servers: dict[str, ServerProcess], payload: bytes) -> bool:
         for server in servers.values()
     ]
     return all(answer == answers[0] for answer in answers)
+
+
+def monitor_ready(server: FlowscopeServer, timeout: float = 180.0) -> None:
+    """Wait until the server's monitor says its helper process is warmed up, so that the
+    helper's start (imports, opening the store) is not measured as monitoring's cost."""
+    deadline = time.monotonic() + timeout
+    while "flowscope_monitor_helper_ready 1" not in httpx.get(f"{server.url}/metrics").text:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the monitor's helper process did not start")
+        time.sleep(0.2)
 
 
 def soak(server: FlowscopeServer, payload: bytes, seconds: float) -> dict[str, Any]:
@@ -386,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             with console.status("starting the three servers"):
                 for server in servers.values():
                     server.start(timeout=180)
+            with console.status("waiting for the monitor's helper process to warm up"):
+                monitor_ready(servers["flowscope"])
             report["same_answers"] = same_answers(servers, payloads[100])
             cells = []
             for rows in args.rows:

@@ -78,8 +78,10 @@ def test_a_killed_helper_is_replaced_and_loses_no_window(
         _wait_for(lambda: monitor.helper_pid != first)
         for row in rows[45:100]:
             predict(row)
+        _wait_for(lambda: monitor.stats()["helper_ready"] == 1)  # the new one is warmed up
         metrics = client.get("/metrics").text
     assert "flowscope_monitor_helper_restarts 1" in metrics
+    assert "flowscope_monitor_helper_ready 1" in metrics
     runs = inference_runs(settings, name)
     assert sum(run.data.metrics["samples"] for run in runs) == 100
     assert _request_ids(settings, runs, tmp_path) == Counter(sent)  # each exactly once

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flowscope.serving.monitor import WINDOW_TAG
-from flowscope.serving.packing import bare, holding, packed
+from flowscope.serving.packing import bare, holding, merge, pack
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
@@ -203,7 +203,7 @@ class ThreadSink:
         return self.writer.wait(deadline)
 
     def stats(self) -> dict[str, float]:
-        return {**self.writer.stats(), "helper_restarts": 0}
+        return {**self.writer.stats(), "helper_restarts": 0, "helper_ready": 1}
 
 
 class HelperSink:
@@ -220,6 +220,7 @@ class HelperSink:
         self._stats: dict[str, float] = {}
         self._offset = {"runs_written": 0.0, "runs_failed": 0.0}  # from helpers before
         self.restarts = 0
+        self.ready = False  # the helper has imported what it needs and opened the store
         self._process: Any = None
         self._conn: Connection | None = None
         self._start()
@@ -264,7 +265,11 @@ class HelperSink:
             )
             self.done(job.rows)
             return
-        parts = [(bare(group), packed(group)) for group in job.groups]
+        # the packed parts as they are: the helper, not the server, puts them together
+        parts = [
+            (bare(group), [*group.packed, pack(group.model, group.observations)])
+            for group in job.groups
+        ]
         message = ("write", (dataclasses.replace(job, groups=[], resent=sends > 0), parts))
         spill = self._message(message)
         self._pending[job.id] = (window, sends + 1, spill)
@@ -299,6 +304,8 @@ class HelperSink:
                 self.done(entry[0].rows)
         elif kind == "closed":
             (self._stats,) = rest
+        elif kind == "ready":
+            self.ready = True
 
     def _restart(self) -> None:
         code = self._process.exitcode
@@ -306,6 +313,7 @@ class HelperSink:
             self._offset[key] += self._stats.get(key, 0)
         self._stats = {}
         self.restarts += 1
+        self.ready = False
         logger.warning(
             "flowscope: the monitor's helper process ended (exit code %s); starting another "
             "and sending it the %d windows it had not written",
@@ -354,6 +362,7 @@ class HelperSink:
             "runs_failed": self._offset["runs_failed"] + self._stats.get("runs_failed", 0),
             "runs_undelivered": self._stats.get("runs_undelivered", 0),
             "helper_restarts": self.restarts,
+            "helper_ready": int(self.ready),
         }
 
 
@@ -430,6 +439,8 @@ def helper_main(conn: Connection, settings: Settings) -> None:
         os.nice(_NICENESS)  # the machine's spare CPU, never the server's
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     _warm_up(settings)
+    with contextlib.suppress(OSError):
+        send_message(conn, ("ready",))
     writer = RunWriter(settings)
     deadline = None
     while deadline is None:
@@ -445,7 +456,7 @@ def helper_main(conn: Connection, settings: Settings) -> None:
             recover_in_background(settings)
             continue
         job, parts = value
-        job.groups = [holding(group, window) for group, window in parts]
+        job.groups = [holding(group, merge(windows)) for group, windows in parts]
         writer.write(job)
         try:
             send_message(conn, ("done", job.id, writer.stats()))
