@@ -171,7 +171,7 @@ def resumed_run(settings: Settings, task: str, journal: Journal) -> Run:
             super()._append(record)
 
     writer = Writer(journal, StoreAccess(settings), max_backoff=settings.max_backoff)
-    return Resumed(
+    run = Resumed(
         task=task,
         kind="inference",
         local_id=journal.local_id,
@@ -179,6 +179,12 @@ def resumed_run(settings: Settings, task: str, journal: Journal) -> Run:
         journal=journal,
         writer=writer,
     )
+    # files written again go to fresh places: the writer may be delivering those that the
+    # journal's records already name
+    stashed = journal.files_dir
+    taken = [int(p.name) for p in stashed.iterdir() if p.name.isdigit()] if stashed.is_dir() else []
+    run._stash_index = max(taken, default=0)
+    return run
 
 
 class ThreadSink:
