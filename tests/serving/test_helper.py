@@ -72,8 +72,9 @@ def test_a_killed_helper_is_replaced_and_loses_no_window(
         os.kill(first, signal.SIGSTOP)  # windows are sent to it and never acknowledged
         for row in rows[:45]:
             predict(row)
-        _wait_for(lambda: monitor.stats()["buffered_predictions"] == 45)
-        time.sleep(0.5)  # the monitor's thread hands the four closed windows over
+        time.sleep(1.0)  # the monitor's thread hands the four closed windows over
+        stats = monitor.stats()
+        assert stats["buffered_predictions"] == 45 and stats["runs_written"] == 0
         os.kill(first, signal.SIGKILL)
         _wait_for(lambda: monitor.helper_pid != first)
         for row in rows[45:100]:
@@ -127,12 +128,26 @@ def _write_and_die(settings: Settings, payload: Path, appends: int | None, deliv
 
 
 @pytest.mark.parametrize(
-    ("appends", "deliver"),
-    [(0, False), (2, False), (4, False), (None, False), (None, True)],
-    ids=["creating-journal", "after-params", "mid-window", "before-ack", "delivered"],
+    ("appends", "deliver", "synced"),
+    [
+        (0, False, False),
+        (2, False, False),
+        (4, False, False),
+        (4, False, True),
+        (None, False, False),
+        (None, True, False),
+    ],
+    ids=[
+        "creating-journal",
+        "after-params",
+        "mid-window",
+        "mid-window-then-synced",
+        "before-ack",
+        "delivered",
+    ],
 )
 def test_a_window_a_dead_helper_wrote_is_stored_exactly_once(
-    registry: Registry, tmp_path: Path, appends: int | None, deliver: bool
+    registry: Registry, tmp_path: Path, appends: int | None, deliver: bool, synced: bool
 ) -> None:
     name = registry.fresh("random_forest")
     settings = registry.using(journal_dir=tmp_path / "journal")
@@ -147,6 +162,11 @@ def test_a_window_a_dead_helper_wrote_is_stored_exactly_once(
     assert dead.exitcode == 9
     journal = settings.journal_dir / f"{job.id}{SUFFIX}"
     assert journal.exists() == (appends != 0 and not deliver)
+    if synced:  # `flowscope sync` delivers the partial run, as KILLED, before the resend
+        from flowscope.tracking.sync import sync
+
+        assert sync(settings).delivered
+        assert not journal.exists()
 
     writer = RunWriter(settings)
     writer.write(dataclasses.replace(job, resent=True))
@@ -164,3 +184,23 @@ def test_a_window_a_dead_helper_wrote_is_stored_exactly_once(
     assert _request_ids(settings, runs, tmp_path) == Counter(f"request-{i}" for i in range(30))
     assert not journal.exists()
     assert not list(settings.journal_dir.glob(f".{job.id}*"))
+
+
+def test_a_burst_of_per_request_runs_while_the_helper_is_stalled(registry: Registry) -> None:
+    """Hundreds of one-request windows reach a helper that is stopped for a while: the
+    server and the helper never wait on each other for good, and every run is written."""
+    name = registry.fresh("random_forest")
+    settings = registry.using(monitor_per_request=True, monitor_window_seconds=3600)
+    rows = records(iris_features())
+    with TestClient(create_serving_app(settings, f"{name}@champion")) as client:
+        monitor = client.app.state.service.monitor  # type: ignore[attr-defined]
+        helper = monitor.helper_pid
+        os.kill(helper, signal.SIGSTOP)
+        for row in rows:
+            assert client.post("/predict", json=row).status_code == 200
+        time.sleep(0.5)
+        os.kill(helper, signal.SIGCONT)
+        _wait_for(lambda: monitor.stats()["runs_written"] == len(rows), seconds=120)
+        assert monitor.stats()["buffered_predictions"] == 0
+    runs = inference_runs(settings, name)
+    assert len(runs) == len(rows) and all(run.data.metrics["samples"] == 1 for run in runs)

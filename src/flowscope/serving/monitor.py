@@ -90,6 +90,8 @@ class InferenceMonitor:
         self._window_start = time.time()
         self._buffered = 0
         self._closing = False
+        self._deadline = 0.0  # monotonic, set by close()
+        self._delivered = False
         self.dropped = 0
         sink = HelperSink if settings.monitor_process else ThreadSink
         self._sink = sink(settings, self._written)
@@ -168,6 +170,7 @@ class InferenceMonitor:
         self._wake.set()
 
     def _loop(self) -> None:
+        """The monitor's thread: the only one that touches the sink, its end included."""
         while True:
             deadline = self._window_start + self.settings.monitor_window_seconds
             self._wake.wait(min(max(deadline - time.time(), 0.0), _POLL))
@@ -178,11 +181,18 @@ class InferenceMonitor:
                 jobs, self._jobs = self._jobs, []
                 closing = self._closing
             for job in jobs:
-                self._sink.submit(job)
+                try:
+                    self._sink.submit(job)
+                except Exception:  # a monitor must never take the service down
+                    logger.exception("flowscope: could not hand over inference window %s", job.id)
             if closing:
+                self._delivered = self._sink.close(self._deadline)
                 return
-            self._pack()
-            self._sink.poll()
+            try:
+                self._pack()
+                self._sink.poll()
+            except Exception:
+                logger.exception("flowscope: the inference monitor's upkeep failed")
 
     def _pack(self) -> None:
         """Pack the open window's new observations (see :mod:`~.packing`)."""
@@ -204,13 +214,15 @@ class InferenceMonitor:
     def close(self, timeout: float | None = None) -> bool:
         """Write what is buffered and wait, at most ``timeout`` seconds (``flush_timeout``),
         until every inference run is delivered; False when some are left to the journal."""
+        wait = self.settings.flush_timeout if timeout is None else timeout
         with self._lock:
+            self._deadline = time.monotonic() + wait
             self._closing = True
         self._wake.set()
-        wait = self.settings.flush_timeout if timeout is None else timeout
-        deadline = time.monotonic() + wait
-        self._thread.join(max(wait, 1.0))
-        return self._sink.close(deadline)
+        # the thread hands over the last window and ends the sink, within the deadline
+        # (and the few seconds a helper process is given to exit)
+        self._thread.join(max(wait, 1.0) + 15.0)
+        return self._delivered and not self._thread.is_alive()
 
     @property
     def helper_pid(self) -> int | None:

@@ -23,8 +23,10 @@ import logging
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -46,6 +48,12 @@ logger = logging.getLogger(__name__)
 # that kills every helper it meets must not stop monitoring for good.
 _MAX_SENDS = 3
 
+# Runs delivering at once before a new window waits (at most _ROOM_WAIT seconds) for one.
+_IN_FLIGHT = 8
+_ROOM_WAIT = 10.0
+# Seconds a resent window waits for another process to let go of the journal a dead
+# helper left, before the window is written again.
+_LOCK_WAIT = 60.0
 # The helper's scheduling priority below the server's: its work can always wait a little.
 _NICENESS = 10
 
@@ -74,6 +82,7 @@ class RunWriter:
         already delivered to the store is not written again."""
         from flowscope.serving.monitor import write_inference_run
 
+        self._make_room()
         for index, group in enumerate(job.groups):
             local_id = job.id if index == 0 else f"{job.id}-{index}"
             try:
@@ -96,6 +105,20 @@ class RunWriter:
     def prune(self) -> None:
         """Forget the runs that are delivered (``end`` of an ended run only reports)."""
         self._runs = [run for run in self._runs if not run.end()]
+
+    def _make_room(self) -> None:
+        """Wait a little while ``_IN_FLIGHT`` runs are being delivered without trouble: a
+        burst of windows (one per request, say) would otherwise open a connection each and
+        exhaust the store's pool. Runs whose store is away do not count: a window is
+        always journaled, whatever the store does."""
+        deadline = time.monotonic() + _ROOM_WAIT
+        self.prune()
+        while time.monotonic() < deadline:
+            healthy = sum(1 for run in self._runs if run.delivery_error is None)
+            if healthy < _IN_FLIGHT:
+                return
+            time.sleep(0.01)
+            self.prune()
 
     def wait(self, deadline: float) -> bool:
         """Wait until every run is delivered or ``deadline`` (monotonic) passes."""
@@ -120,12 +143,14 @@ def _earlier_attempt(settings: Settings, local_id: str, task: str) -> Journal | 
 
     (settings.journal_dir / f".{local_id}.new").unlink(missing_ok=True)  # died creating it
     path = settings.journal_dir / f"{local_id}{SUFFIX}"
-    if path.exists():
+    # a living process may hold it (`flowscope sync`, say): wait until it lets go, and
+    # then it is either delivered (and gone) or ours to take over
+    deadline = time.monotonic() + _LOCK_WAIT
+    while path.exists() and time.monotonic() < deadline:
         journal = Journal.claim(path)
         if journal is not None:
             return journal
-        if path.exists():  # a living process delivers it: `flowscope sync`, say
-            return "stored"
+        time.sleep(0.2)
     return "stored" if _stored(settings, local_id, task) else None
 
 
@@ -142,6 +167,16 @@ def _stored(settings: Settings, local_id: str, task: str) -> bool:
         found = client.search_runs(
             [experiment.experiment_id], f"tags.`{WINDOW_TAG}` = '{local_id}'", max_results=1
         )
+        if found and found[0].info.status != "FINISHED":
+            # what a dead writer had journaled, delivered by someone else as it was: the
+            # window is written again, whole, and the partial run set aside
+            logger.warning(
+                "flowscope: run %s holds part of an inference window; it is deleted and the "
+                "window written again",
+                found[0].info.run_id,
+            )
+            client.delete_run(found[0].info.run_id)
+            return False
     except Exception as exc:
         logger.warning("flowscope: could not check whether run %s is stored: %s", local_id, exc)
         return False
@@ -151,8 +186,6 @@ def _stored(settings: Settings, local_id: str, task: str) -> bool:
 def resumed_run(settings: Settings, task: str, journal: Journal) -> Run:
     """A run that goes on in ``journal``, which a dead writer left: the records it holds
     are not appended again, and a torn last one is cut off first."""
-    import os
-
     from flowscope.tracking.run import Run
     from flowscope.tracking.store import StoreAccess
     from flowscope.tracking.writer import Writer
@@ -215,8 +248,10 @@ class ThreadSink:
 class HelperSink:
     """Sends windows to a helper process that writes them (``monitor_process = true``).
 
-    Every call comes from the monitor's thread, so nothing here needs a lock; the
-    helper's answers are read by :meth:`poll`, which the monitor calls as it loops."""
+    Every call comes from the monitor's thread, so nothing here needs a lock. A reader
+    thread takes the helper's answers off the pipe as they come (so the helper never
+    waits to answer while the server waits to send), and :meth:`poll`, which the monitor
+    calls as it loops, acts on them."""
 
     def __init__(self, settings: Settings, done: Done) -> None:
         self.settings = settings
@@ -229,6 +264,8 @@ class HelperSink:
         self.ready = False  # the helper has imported what it needs and opened the store
         self._process: Any = None
         self._conn: Connection | None = None
+        self._answers: queue.Queue[tuple[Any, ...] | None] = queue.Queue()
+        self._unsent: list[str] = []  # windows whose handing over failed, to try again
         self._start()
 
     @property
@@ -247,6 +284,13 @@ class HelperSink:
         self._process.start()
         theirs.close()
         self._conn = ours
+        self._answers = queue.Queue()
+        threading.Thread(
+            target=_read_answers,
+            args=(ours, self._answers),
+            name="flowscope-monitor-answers",
+            daemon=True,
+        ).start()
         for job, _, _ in list(self._pending.values()):  # what a helper before it left
             self._send(job)
         # then orphaned journals: those of the windows sent again are taken over by now
@@ -271,34 +315,58 @@ class HelperSink:
             )
             self.done(job.rows)
             return
-        # the packed parts as they are: the helper, not the server, puts them together
-        parts = [
-            (bare(group), [*group.packed, pack(group.model, group.observations)])
-            for group in job.groups
-        ]
+        try:
+            # the packed parts as they are: the helper, not the server, puts them together
+            parts = [
+                (bare(group), [*group.packed, pack(group.model, group.observations)])
+                for group in job.groups
+            ]
+        except Exception:  # never expected; but a window must not stay pending for good
+            logger.exception("flowscope: could not pack inference window %s", job.id)
+            del self._pending[job.id]
+            self._offset["runs_failed"] += len(job.groups)
+            self.done(job.rows)
+            return
         message = ("write", (dataclasses.replace(job, groups=[], resent=sends > 0), parts))
-        spill = self._message(message)
+        sent, spill = self._message(message)
         self._pending[job.id] = (window, sends + 1, spill)
+        if not sent and self._process.is_alive():  # e.g. no room for the spill file
+            self._unsent.append(job.id)
 
-    def _message(self, message: tuple[str, Any]) -> str | None:
+    def _message(self, message: tuple[str, Any]) -> tuple[bool, str | None]:
+        """Send ``message``; (whether it went, its spill file). A helper that is gone is
+        replaced by poll(); any other failure is logged, and the window tried again."""
         try:
             assert self._conn is not None
-            return send_message(self._conn, message)
-        except (OSError, ValueError):  # the helper is gone: poll() starts another
-            return None
+            return True, send_message(self._conn, message)
+        except (OSError, ValueError) as exc:
+            if self._process.is_alive():
+                logger.warning("flowscope: could not hand a window to the helper: %s", exc)
+            return False, None
 
     def poll(self, wait: float = 0.0) -> None:
-        """Read the helper's answers; if it died, start another and send it again every
-        window not yet acknowledged."""
-        assert self._conn is not None
-        try:
-            while self._conn.poll(wait):
-                wait = 0.0
-                self._answer(receive_message(self._conn))
-        except (EOFError, OSError):
-            pass
+        """Act on the helper's answers; if it died, start another and send it again every
+        window not yet acknowledged; try again to hand over what failed to go."""
+        self._take_answers(wait)
         if not self._process.is_alive():
             self._restart()
+        unsent, self._unsent = self._unsent, []
+        for job_id in unsent:
+            if job_id in self._pending:
+                self._send(self._pending[job_id][0])
+
+    def _take_answers(self, wait: float = 0.0) -> bool:
+        """Act on the answers read so far, waiting up to ``wait`` seconds for a first one;
+        False once the helper's end of the pipe is closed."""
+        try:
+            answer = self._answers.get(timeout=wait) if wait > 0 else self._answers.get_nowait()
+            while True:
+                if answer is None:
+                    return False
+                self._answer(answer)
+                answer = self._answers.get_nowait()
+        except queue.Empty:
+            return True
 
     def _answer(self, message: tuple[Any, ...]) -> None:
         kind, *rest = message
@@ -351,15 +419,11 @@ class HelperSink:
         return not self._pending and not self._stats.get("runs_undelivered", 0)
 
     def _drain(self, until: float) -> None:
-        """Read the helper's answers until it is gone (its end of the pipe closes)."""
-        assert self._conn is not None
+        """Act on the helper's answers until it is gone (its end of the pipe closes)."""
         while time.monotonic() < until:
-            try:
-                if self._conn.poll(0.1):
-                    self._answer(receive_message(self._conn))
-                elif not self._process.is_alive():
-                    return
-            except (EOFError, OSError):
+            if not self._take_answers(0.1):
+                return
+            if not self._process.is_alive() and self._answers.empty():
                 return
 
     def stats(self) -> dict[str, float]:
@@ -370,6 +434,15 @@ class HelperSink:
             "helper_restarts": self.restarts,
             "helper_ready": int(self.ready),
         }
+
+
+def _read_answers(conn: Connection, answers: queue.Queue[tuple[Any, ...] | None]) -> None:
+    """Move the helper's answers from the pipe to ``answers``; None when it closes."""
+    try:
+        while True:
+            answers.put(receive_message(conn))
+    except (EOFError, OSError):
+        answers.put(None)
 
 
 def _forget(spill: str | None) -> None:
@@ -387,18 +460,13 @@ def send_message(conn: Connection, message: Any) -> str | None:
     kernel. Returns the spill file, which the receiver deletes once it has read it."""
     buffers: list[pickle.PickleBuffer] = []
     head = pickle.dumps(message, protocol=5, buffer_callback=buffers.append)
-    spill, sizes = None, []
+    spill: str | None = None
+    sizes: list[int] = []
     if buffers:
-        fd, spill = tempfile.mkstemp(prefix="flowscope-window-", dir=_spill_dir())
         try:
-            with os.fdopen(fd, "wb") as handle:
-                for buffer in buffers:
-                    raw = buffer.raw()
-                    handle.write(raw)
-                    sizes.append(raw.nbytes)
-        except BaseException:
-            os.unlink(spill)
-            raise
+            spill, sizes = _spill(buffers, _spill_dir())
+        except OSError:  # /dev/shm full (a container's is often 64 MB): the disk, then
+            spill, sizes = _spill(buffers, None)
     try:
         conn.send((head, spill, sizes))
     except BaseException:
@@ -406,6 +474,21 @@ def send_message(conn: Connection, message: Any) -> str | None:
             os.unlink(spill)
         raise
     return spill
+
+
+def _spill(buffers: list[pickle.PickleBuffer], folder: str | None) -> tuple[str, list[int]]:
+    fd, spill = tempfile.mkstemp(prefix="flowscope-window-", dir=folder)
+    sizes = []
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            for buffer in buffers:
+                raw = buffer.raw()
+                handle.write(raw)
+                sizes.append(raw.nbytes)
+    except BaseException:
+        os.unlink(spill)
+        raise
+    return spill, sizes
 
 
 def receive_message(conn: Connection) -> Any:
@@ -459,7 +542,10 @@ def helper_main(conn: Connection, settings: Settings) -> None:
             deadline = time.monotonic() + max(float(value), 0.0)
             break
         if kind == "recover":  # journals left undelivered by processes that are gone
-            recover_in_background(settings)
+            try:
+                recover_in_background(settings)
+            except Exception as exc:  # a journal that vanished while listed, say
+                logger.warning("flowscope: looking for undelivered journals failed: %s", exc)
             continue
         job, parts = value
         job.groups = [holding(group, merge(windows)) for group, windows in parts]

@@ -95,6 +95,11 @@ class Run:
     # -- identity ----------------------------------------------------------------------
 
     @property
+    def delivery_error(self) -> str | None:
+        """Why the last delivery attempt failed, while the writer is retrying; else None."""
+        return None if self._writer is None else self._writer.last_error
+
+    @property
     def run_id(self) -> str | None:
         """The MLflow run id; None while the store has not been reached yet."""
         if self._writer is None:

@@ -58,8 +58,17 @@ PARENT_TAG = "mlflow.parentRunId"
 
 
 def is_permanent(exc: BaseException) -> bool:
-    """True when the store refused the request itself, not when it could not be reached."""
-    return isinstance(exc, MlflowException) and exc.error_code in _PERMANENT
+    """True when the store refused the request itself, not when it could not be reached.
+
+    MLflow's SQL store reports any SQLAlchemy error but an operational one as a bad
+    request, a connection pool that timed out included; that one is transient."""
+    if not (isinstance(exc, MlflowException) and exc.error_code in _PERMANENT):
+        return False
+    from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    transient = (PoolTimeout, DisconnectionError, InterfaceError, OperationalError)
+    return not isinstance(exc.__cause__, transient)
 
 
 class _FastFailRestStore(RestStore):
