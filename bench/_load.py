@@ -9,10 +9,13 @@ client, get the CPU; both servers meet exactly the same client.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 @dataclass
@@ -23,6 +26,9 @@ class Cell:
     errors: int = 0
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    cpu_server: float = 0.0  # CPU seconds the server process spent while measured
+    cpu_helpers: float = 0.0  # and its child processes (the monitor's helper)
+    cpu_monitor: float = 0.0  # of cpu_server, what the server's monitor thread spent
 
     @property
     def rps(self) -> float:
@@ -35,6 +41,21 @@ class Cell:
         ordered = sorted(self.latencies)
         index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
         return ordered[index] * 1000
+
+    def add(self, other: Cell) -> None:
+        """Pool ``other``'s measurements into this one."""
+        self.requests += other.requests
+        self.errors += other.errors
+        self.seconds += other.seconds
+        self.latencies.extend(other.latencies)
+        self.cpu_server += other.cpu_server
+        self.cpu_helpers += other.cpu_helpers
+        self.cpu_monitor += other.cpu_monitor
+
+    def cpu_us(self, helpers: bool = False) -> float:
+        """CPU microseconds per request of the server process (or of its helpers)."""
+        spent = self.cpu_helpers if helpers else self.cpu_server
+        return spent / self.requests * 1e6 if self.requests else float("nan")
 
     @property
     def p50(self) -> float:
@@ -99,18 +120,16 @@ def post_request(port: int, path: str, body: bytes) -> bytes:
 
 
 async def _load(
-    port: int, request: bytes, concurrency: int, seconds: float, warmup: float, limit: int
+    port: int, request: bytes, concurrency: int, seconds: float, limit: int, measured: bool
 ) -> Cell:
-    if warmup > 0:
-        until = time.perf_counter() + warmup
-        await asyncio.gather(
-            *(_client(port, request, until, [limit], None) for _ in range(concurrency))
-        )
     cell = Cell()
     budget = [limit]
     started = time.perf_counter()
     await asyncio.gather(
-        *(_client(port, request, started + seconds, budget, cell) for _ in range(concurrency))
+        *(
+            _client(port, request, started + seconds, budget, cell if measured else None)
+            for _ in range(concurrency)
+        )
     )
     cell.seconds = time.perf_counter() - started
     return cell
@@ -124,10 +143,32 @@ def run_load(
     seconds: float,
     warmup: float = 1.0,
     limit: int = 20_000,
+    pid: int | None = None,
 ) -> Cell:
     """``concurrency`` clients posting ``request`` for ``seconds`` (or ``limit`` requests),
-    after ``warmup`` seconds of unmeasured load."""
-    return asyncio.run(_load(port, request, concurrency, seconds, warmup, limit))
+    after ``warmup`` seconds of unmeasured load; with ``pid``, also the CPU time that
+    process and its children spent while measured."""
+    if warmup > 0:
+        asyncio.run(_load(port, request, concurrency, warmup, limit, measured=False))
+    before = cpu_seconds(pid) if pid is not None else (0.0, 0.0)
+    cell = asyncio.run(_load(port, request, concurrency, seconds, limit, measured=True))
+    if pid is not None:
+        after = cpu_seconds(pid)
+        cell.cpu_server, cell.cpu_helpers = after[0] - before[0], after[1] - before[1]
+    return cell
+
+
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of a process, and of its living descendants (Linux)."""
+
+    def spent(one: int) -> float:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+    return spent(pid), sum(spent(child) for child in _descendants(pid))
 
 
 def rss_mb(pid: int) -> float:

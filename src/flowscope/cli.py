@@ -551,7 +551,7 @@ def predict(
         Path | None, typer.Option("--output", "-o", help="CSV to write (default: stdout).")
     ] = None,
     record: Annotated[
-        str | None, typer.Option("--json", help='One record as JSON: \'{"col": 1.5, ...}\'.')
+        str | None, typer.Option("--json", help="One record as JSON: '{\"col\": 1.5, ...}'.")
     ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:

@@ -3,6 +3,7 @@ counts, percentages, latency and drift."""
 
 from __future__ import annotations
 
+import time
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -152,6 +153,24 @@ def test_a_full_monitor_counts_what_it_drops(registry: Registry) -> None:
     assert "flowscope_monitor_dropped_predictions 5" in metrics
     (run,) = inference_runs(settings, name)
     assert run.data.metrics["samples"] == 5 and run.data.metrics["dropped"] == 5
+
+
+def test_metrics_tell_the_cpu_the_monitor_thread_spends(registry: Registry) -> None:
+    """``flowscope_monitor_cpu_seconds``: what monitoring takes from the serving process,
+    some of its CPU and never more than all of it."""
+    name = registry.fresh("random_forest")
+    settings = registry.using(monitor_window_seconds=3600)
+    with TestClient(create_serving_app(settings, f"{name}@champion")) as client:
+        for row in records(iris_features()):
+            assert client.post("/predict", json=row).status_code == 200
+        deadline = time.monotonic() + 10
+        spent = 0.0
+        while spent == 0.0 and time.monotonic() < deadline:
+            time.sleep(0.2)  # the thread packs the window's requests twice a second
+            metrics = client.get("/metrics").text
+            (line,) = [x for x in metrics.splitlines() if x.startswith("flowscope_monitor_cpu_")]
+            spent = float(line.split()[1])
+        assert 0.0 < spent < time.process_time()
 
 
 def test_a_regression_model_gets_prediction_statistics(registry: Registry, tmp_path: Path) -> None:

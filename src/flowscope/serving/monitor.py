@@ -92,6 +92,7 @@ class InferenceMonitor:
         self._closing = False
         self._deadline = 0.0  # monotonic, set by close()
         self._delivered = False
+        self._cpu_seconds = 0.0  # the monitor thread's own CPU time, for /metrics
         self.dropped = 0
         sink = HelperSink if settings.monitor_process else ThreadSink
         self._sink = sink(settings, self._written)
@@ -193,6 +194,7 @@ class InferenceMonitor:
                 self._sink.poll()
             except Exception:
                 logger.exception("flowscope: the inference monitor's upkeep failed")
+            self._cpu_seconds = time.thread_time()
 
     def _pack(self) -> None:
         """Pack the open window's new observations (see :mod:`~.packing`)."""
@@ -230,10 +232,12 @@ class InferenceMonitor:
         return getattr(self._sink, "pid", None)
 
     def stats(self) -> dict[str, float]:
-        """Counters for ``/metrics``."""
+        """Counters for ``/metrics``; ``cpu_seconds`` is what the monitor's thread has
+        spent of the serving process's CPU (packing, handing windows over)."""
         return {
             "buffered_predictions": self._buffered,
             "dropped_predictions": self.dropped,
+            "cpu_seconds": self._cpu_seconds,
             **self._sink.stats(),
         }
 
