@@ -3,11 +3,12 @@ path.
 
 The request path only appends an :class:`~.packing.Observation` to an in-memory window (a
 lock and a list append). A background thread closes the window when its time is up or it
-holds ``monitor_window_size`` predictions, and hands it to a sink (:mod:`~.writers`) that
-writes one inference run per model version in it to ``<task>-inference``, by default in
-a helper process; a batch upload gets a run of its own. Runs go through flowscope's
-journal, so once a window is written a store outage loses none of it: the journal's
-writers deliver when the store is back, or ``flowscope sync`` does later.
+holds ``monitor_window_size`` predictions, and hands it to a sink that writes one
+inference run per model version in it to ``<task>-inference``: by default a helper
+process (:mod:`~.helper`), else the thread itself (:mod:`~.writers`); a batch upload gets
+a run of its own. Runs go through flowscope's journal, so once a window is written a
+store outage loses none of it: the journal's writers deliver when the store is back, or
+``flowscope sync`` does later.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ class InferenceMonitor:
     """
 
     def __init__(self, settings: Settings) -> None:
-        from flowscope.serving.writers import HelperSink, ThreadSink
+        from flowscope.serving.helper import HelperSink
+        from flowscope.serving.writers import ThreadSink
 
         self.settings = settings
         self._lock = threading.Lock()
