@@ -76,7 +76,7 @@ def demo_jobs(quick: bool = False) -> Iterator[Job]:
             thresholds=BREAST_CANCER_THRESHOLDS,
         )
 
-    grid = {
+    grid: dict[str, list[Any]] = {
         "n_neighbors": [3, 7, 15] if not quick else [5],
         "weights": ["uniform", "distance"],
         "metric": ["euclidean", "manhattan"],

@@ -109,17 +109,37 @@ def _env(tmp_path: Path, tracking_uri: str) -> dict[str, str]:
     return env
 
 
+def _creating(database: Path) -> bool:
+    """Whether a process has begun creating the SQLite store ``database``."""
+    return database.exists() or any(database.parent.glob(f".{database.name}.*.creating"))
+
+
 @pytest.mark.slow
-def test_killed_training_process_is_delivered_by_sync(tmp_path: Path, sqlite_uri: str) -> None:
-    steps, metrics = 2000, 10
+@pytest.mark.parametrize("when", ["after-logging", "creating-the-store"])
+def test_killed_training_process_is_delivered_by_sync(
+    tmp_path: Path, sqlite_uri: str, when: str
+) -> None:
+    """Killed once everything is journaled, or while its writer is still creating the
+    new store's tables (MLflow's migrations take seconds): ``flowscope sync`` delivers
+    every point all the same."""
+    # few steps when killed creating the store: they are journaled before it is made
+    steps, metrics = (2000 if when == "after-logging" else 200), 10
+    database = Path(sqlite_uri.removeprefix("sqlite:///"))
     env = _env(tmp_path, sqlite_uri)
     child = _worker(
         "crash", "killed", env, f"--steps={steps}", f"--metrics={metrics}", "--then=hang"
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "logged"
+    if when == "creating-the-store":
+        deadline = time.monotonic() + 60
+        while not _creating(database) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)  # into the migrations, which take about a second
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
+    if when == "creating-the-store":
+        assert not database.exists()  # a store is there whole or not at all
 
     status = subprocess.run(
         [sys.executable, "-m", "flowscope.cli", "sync", "--status", "--format", "json"],

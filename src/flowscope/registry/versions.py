@@ -56,7 +56,7 @@ def model_detail(settings: Settings, name: str) -> dict[str, Any]:
     aliases_by_version: dict[str, list[str]] = {}
     for alias, version in (model.aliases or {}).items():
         aliases_by_version.setdefault(str(version), []).append(alias)
-    versions = []
+    versions: list[dict[str, Any]] = []
     metric_names: set[str] = set()
     for version in client.search_model_versions(f"name = '{_quote(name)}'"):
         metrics = _run_metrics(client, version.run_id)

@@ -92,7 +92,9 @@ def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:
 
 def _insert_for(session: Any) -> Any:
     if session.bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert

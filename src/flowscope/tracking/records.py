@@ -77,8 +77,7 @@ def log_dataset(
     """Log a dataset's profile (``dataset/profile.json`` for the training set, the drift
     reference; ``dataset/profile_<name>.json`` for others) and record it with MLflow's
     dataset tracking (``log_input``) so the MLflow UI lists it."""
-    import mlflow.data
-    from mlflow.data.pandas_dataset import PandasDataset
+    from mlflow.data.pandas_dataset import PandasDataset, from_pandas
 
     from flowscope.tracking.profile import profile_dataset
 
@@ -92,8 +91,12 @@ def log_dataset(
     with warnings.catch_warnings():
         # the schema here describes the data, not a model input: integers are fine
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-        dataset: PandasDataset = mlflow.data.from_pandas(
-            frame, source=file_source, targets=target, name=name
+        # None is from_pandas's own default for source, which its annotation leaves out
+        dataset: PandasDataset = from_pandas(
+            frame,
+            source=file_source,  # type: ignore[arg-type]
+            targets=target,
+            name=name,
         )
         entity = dataset._to_mlflow_entity()
     run.log_inputs_record(

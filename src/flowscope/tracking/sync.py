@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from flowscope.config import Settings
 from flowscope.tracking.delivery import Delivery
@@ -172,7 +173,7 @@ def recover_in_background(settings: Settings) -> None:
     threading.Thread(target=recover, name="flowscope-recovery", daemon=True).start()
 
 
-def _header(path: Path) -> dict[str, object]:
+def _header(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             record = decode(handle.readline().rstrip(b"\n"))
