@@ -56,15 +56,27 @@ def run_server(
     )
 
 
+# Net allocations of container objects that trigger a young collection (CPython: 700).
+_GC_YOUNG_THRESHOLD = 20_000
+
+
 def _freeze_startup_objects() -> None:
     """Move what start-up created (modules, the model) out of the garbage collector's
     sight: its full collections then walk only what serving creates, which keeps their
     pauses, and the tail latency they cause, short. Objects are still freed by reference
-    counting when released."""
+    counting when released.
+
+    Young collections come less often, too. A request's parsed body is a list per row, so
+    32 requests of 100 rows in flight hold thousands of live lists; at CPython's default
+    threshold every few requests a collection walked (and promoted) all of them, which
+    cost about 8% of the server's CPU at 100-row payloads. What serving creates is freed
+    by reference counting; cycles are rare, and still collected."""
     import gc
 
     gc.collect()
     gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(_GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def app_from_environment() -> FastAPI:
