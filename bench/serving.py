@@ -10,8 +10,10 @@ store and served three ways, each a subprocess with one worker on loopback: MLfl
 scoring server (``--env-manager local``), flowscope with its inference monitor on, and
 flowscope with it off. The same closed-loop client posts the same ``/invocations``
 payload (``dataframe_split``, 1 or 100 rows) at each concurrency; per cell, MLflow runs
-once, then the two flowscope servers in ``--rounds`` alternating rounds, pooled, so that a
-change in the machine's load falls on monitoring on and off alike.
+once, then the two flowscope servers in ``--rounds`` alternating rounds, so that a change in
+the machine's load falls on monitoring on and off alike: monitoring's cost is the median of
+the rounds' back-to-back differences, beside the CPU that the monitor thread and the helper
+process spent, which the kernel counts exactly.
 Then flowscope (monitoring on) is soaked while its memory is sampled, stopped gracefully,
 and its inference runs are checked to hold every prediction it made.
 """
@@ -416,7 +418,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per cell")
     parser.add_argument(
-        "--rounds", type=int, default=5, help="alternating rounds of flowscope, off and on"
+        "--rounds", type=int, default=10, help="alternating rounds of flowscope, off and on"
     )
     parser.add_argument("--requests", type=int, default=20_000, help="at most, per cell")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated")
