@@ -171,6 +171,8 @@ def monitor_ready(server: FlowscopeServer, timeout: float = 180.0) -> None:
 
 def monitor_cpu(server: ServerProcess) -> float:
     """CPU seconds the server's monitor thread has spent (0 for a server without one)."""
+    if not isinstance(server, FlowscopeServer):  # MLflow's scoring server has no /metrics
+        return 0.0
     for line in httpx.get(f"{server.url}/metrics", timeout=30).text.splitlines():
         if line.startswith("flowscope_monitor_cpu_seconds "):
             return float(line.split()[1])
