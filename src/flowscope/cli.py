@@ -3,6 +3,7 @@ function and printing its result."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -307,16 +308,17 @@ def demo(
     port: Annotated[int, typer.Option(help="Dashboard port.")] = 5050,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Seed a demo workspace with real training runs on bundled data, show each task's best
-    run, and optionally start the dashboard on it."""
+    """Seed a demo workspace with real training runs on bundled data, promote and serve the
+    breast-cancer model to record inference runs with drift, show each task's best run,
+    and optionally start the dashboard on it."""
     from rich.progress import Progress
 
-    from flowscope.demo import demo_summary, is_seeded, seed_demo
+    from flowscope.demo import is_seeded, seed_demo, seeded_summary
 
     settings = _settings(tracking_uri)
     if is_seeded(settings) and not again:
         typer.echo("the demo workspace is already seeded (--again seeds it once more)")
-        summary = demo_summary(settings)
+        summary = seeded_summary(settings)
     else:
         with Progress() as progress:
             bar = progress.add_task("seeding the demo", total=None)
@@ -623,6 +625,7 @@ def main(argv: list[str] | None = None) -> None:
     # Typer ships its own copy of click; its usage error is BadParameter's base class.
     usage_error = typer.BadParameter.__base__
     command = typer.main.get_command(app)
+    _quiet_mlflow()
     try:
         result = command.main(args=argv, prog_name="flowscope", standalone_mode=False)
     except usage_error as exc:  # type: ignore[misc]
@@ -637,6 +640,16 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _quiet_mlflow() -> None:
+    """MLflow draws a "Downloading artifacts" progress bar for every model it loads and
+    logs its database set-up at INFO: in a command's output, noise nobody can act on.
+    MLflow reads both switches from the environment only (and the log level once, when it
+    is imported), so they are set here, once, at the command's entry, before any import
+    of MLflow; a value the user set wins. Processes the command starts inherit them."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 
 if __name__ == "__main__":

@@ -8,7 +8,11 @@ Scenarios (each a task, i.e. an experiment):
 - ``wine-knn``: a grid over KNN's n_neighbors, weights, metric and algorithm;
 - ``diabetes-quantile``: LightGBM quantile regression with pinball loss and coverage.
 
-``iris-classifier`` and ``breast-cancer-classifier`` are registered with two versions each.
+``iris-classifier`` and ``breast-cancer-classifier`` are registered with two versions each;
+the demo policy promotes the breast-cancer model, and its production version is then served
+in this process, as ``flowscope serve`` serves it, to single predictions, a batch upload
+and a batch whose features drifted: the inference runs, drift included, that training
+versus inference observability is about.
 """
 
 from __future__ import annotations
@@ -16,9 +20,14 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowscope.config import Settings
+from flowscope.errors import FlowscopeError, NotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from fastapi import FastAPI
 
 BREAST_CANCER_THRESHOLDS = (0.5, 0.43, 0.35)
 # The lifecycle the demo applies to its breast-cancer model: which version serves, which
@@ -37,6 +46,20 @@ archive:
   floor: [accuracy >= 0.90]
   replaced: [staging, production]
 """
+# The demo's traffic to that production version. Single predictions are written as one
+# inference run per window of DEMO_WINDOW predictions: windows this large keep the
+# sampling noise of each feature's PSI well under the drift threshold.
+DEMO_MODEL = "breast-cancer-classifier"
+DEMO_SERVED = f"{DEMO_MODEL}@production"
+SINGLE_PREDICTIONS = 400
+DEMO_WINDOW = 200
+BATCH_ROWS = 200
+BATCH_FILE = "demo-batch.csv"
+SHIFTED_BATCH_FILE = "demo-batch-shifted.csv"
+# The shifted batch: a recalibrated scanner reads these features this many times too high,
+# most values beyond anything in training, which the drift check must catch.
+SHIFTED_FEATURES = ("mean_texture", "worst_texture", "mean_area")
+SHIFT_FACTOR = 1.8
 
 
 @dataclass
@@ -133,8 +156,21 @@ def seed_demo(
         on_progress(len(jobs), len(jobs), "lifecycle")
     lifecycle = apply_demo_policy(settings)
     if on_progress:
+        on_progress(len(jobs), len(jobs), "inference")
+    inference = record_demo_inference(settings)
+    if on_progress:
         on_progress(len(jobs), len(jobs), "done")
-    return [*demo_summary(settings), lifecycle]
+    return [*demo_summary(settings), lifecycle, inference]
+
+
+def seeded_summary(settings: Settings) -> list[str]:
+    """The summary of a workspace seeded before: each task's best run, and the demo's
+    inference, recorded now if the workspace has none (it was seeded by a demo that
+    recorded none)."""
+    summary = demo_summary(settings)
+    if not _demo_windows(settings):
+        summary.append(record_demo_inference(settings))
+    return summary
 
 
 def apply_demo_policy(settings: Settings) -> str:
@@ -170,3 +206,120 @@ def demo_summary(settings: Settings) -> list[str]:
             f"{metric} = {result.value:.4f} ({result.direction}imum over {result.considered} runs)"
         )
     return summary
+
+
+def record_demo_inference(settings: Settings, *, seed: int = 0) -> str:
+    """Serve :data:`DEMO_SERVED` in this process through the prediction service's own app
+    and send it the demo's traffic: :data:`SINGLE_PREDICTIONS` single predictions, a batch
+    upload of rows like the training data, and a batch with :data:`SHIFTED_FEATURES`
+    scaled by :data:`SHIFT_FACTOR`. The service's monitor writes them as inference runs
+    to ``breast-cancer-inference`` and, as the service stops, writes its last window and
+    waits for every run's delivery. One summary line, read back from the store."""
+    import asyncio
+
+    from flowscope.modeling.data import load_dataset
+    from flowscope.serving import create_serving_app
+
+    frame, target = load_dataset("breast_cancer")
+    features = frame.drop(columns=[str(target)])
+    singles, batch, shifted = _demo_traffic(features, seed)
+    # Windows close by their size only, so every run of this traffic is the same on every
+    # machine; the monitor writes in its own thread, sparing a helper process's start-up.
+    served = settings.model_copy(
+        update={
+            "monitor": True,
+            "monitor_process": False,
+            "monitor_per_request": False,
+            "monitor_window_size": DEMO_WINDOW,
+            "monitor_window_seconds": 24 * 3600.0,
+        }
+    )
+    before = {window["run_id"] for window in _demo_windows(settings)}
+    app = create_serving_app(served, DEMO_SERVED)
+    uploads = {BATCH_FILE: batch, SHIFTED_BATCH_FILE: shifted}
+    asyncio.run(_send_traffic(app, singles, uploads))
+    windows = [w for w in _demo_windows(settings) if w["run_id"] not in before]
+    expected = SINGLE_PREDICTIONS // DEMO_WINDOW + len(uploads)
+    return _inference_line(windows, settings.drift_threshold, expected)
+
+
+def _demo_traffic(features: pd.DataFrame, seed: int) -> tuple[list[dict[str, Any]], bytes, bytes]:
+    """Single records, a batch and its shifted twin (as CSV), drawn from ``features``."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(features), SINGLE_PREDICTIONS)
+    singles = features.iloc[picks].to_dict(orient="records")
+    batch = features.iloc[rng.choice(len(features), BATCH_ROWS, replace=False)]
+    shifted = batch.assign(**{name: batch[name] * SHIFT_FACTOR for name in SHIFTED_FEATURES})
+    return (
+        [{str(key): value for key, value in row.items()} for row in singles],
+        batch.to_csv(index=False).encode(),
+        shifted.to_csv(index=False).encode(),
+    )
+
+
+async def _send_traffic(
+    app: FastAPI, singles: list[dict[str, Any]], uploads: dict[str, bytes]
+) -> None:
+    """Send the requests one by one, as clients of ``flowscope serve`` would; the app's
+    lifespan starts the service and, at its end, closes the monitor (see above)."""
+    import httpx
+
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://flowscope-demo") as client,
+    ):
+        for record in singles:
+            _answered(await client.post("/predict", json=record))
+        for filename, body in uploads.items():
+            _answered(
+                await client.post(
+                    "/predict/batch",
+                    params={"filename": filename},
+                    content=body,
+                    headers={"Content-Type": "text/csv"},
+                )
+            )
+
+
+def _answered(response: Any) -> None:
+    if response.status_code != 200:
+        raise FlowscopeError(
+            f"the demo's prediction service refused a request ({response.status_code}): "
+            f"{response.text[:300]}"
+        )
+
+
+def _demo_windows(settings: Settings) -> list[dict[str, Any]]:
+    """The inference windows of the demo's served model; none before it is registered."""
+    from flowscope.serving import inference_history
+
+    try:
+        history = inference_history(settings, DEMO_MODEL, limit=1000)
+    except NotFoundError:
+        return []
+    windows: list[dict[str, Any]] = history["windows"]
+    return windows
+
+
+def _inference_line(windows: list[dict[str, Any]], threshold: float, expected: int) -> str:
+    singles = [w for w in windows if w["type"] != "batch"]
+    parts = [
+        f"{sum(int(w['metrics'].get('samples', 0)) for w in singles)} single predictions "
+        f"in {len(singles)} windows"
+    ]
+    for window in (w for w in windows if w["type"] == "batch"):
+        drifted = [name for name, psi in window["drift"].items() if psi > threshold]
+        parts.append(
+            f"batch {window['input_file']} ({int(window['metrics'].get('samples', 0))} rows, "
+            + (f"drift in {', '.join(sorted(drifted))})" if drifted else "no drift)")
+        )
+    line = f"{DEMO_SERVED} inference: " + "; ".join(parts)
+    if len(windows) < expected:
+        line += (
+            f" ({expected - len(windows)} inference runs are still in the journal; "
+            "`flowscope sync` delivers them)"
+        )
+    return line
