@@ -533,8 +533,9 @@ def serve_model(
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Serve a registered model over HTTP (/predict, /predict/batch, /invocations) and log
-    its predictions as inference runs with drift."""
+    """Serve a registered model over HTTP (/predict, /predict/batch, and MLflow's scoring
+    protocol: /invocations, /ping, /version) and log its predictions as inference runs
+    with drift."""
     from flowscope.serving.server import check_model, run_server
 
     settings = _settings(tracking_uri)

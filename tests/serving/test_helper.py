@@ -20,9 +20,10 @@ from mlflow import MlflowClient
 
 from flowscope.config import Settings
 from flowscope.serving import create_serving_app
+from flowscope.serving.inference_run import WINDOW_TAG
 from flowscope.serving.model import ModelRef, load_served_model
-from flowscope.serving.monitor import WINDOW_TAG, _Group, _Job
-from flowscope.serving.packing import Observation, bare, holding, packed
+from flowscope.serving.packing import Observation
+from flowscope.serving.window import VersionGroup, WindowJob, bare, holding, packed
 from flowscope.serving.writers import RunWriter
 from flowscope.tracking.journal import SUFFIX
 from tests.serving.conftest import Registry, inference_runs, iris_features, records
@@ -89,7 +90,7 @@ def test_a_killed_helper_is_replaced_and_loses_no_window(
     assert all(run.info.status == "FINISHED" for run in runs)
 
 
-def _window(settings: Settings, name: str, rows: int) -> _Job:
+def _window(settings: Settings, name: str, rows: int) -> WindowJob:
     """A window of ``rows`` single-row requests to the served model ``name``."""
     model = load_served_model(settings, ModelRef.parse(f"{name}@champion"))
     frame = iris_features().head(rows)
@@ -98,7 +99,7 @@ def _window(settings: Settings, name: str, rows: int) -> _Job:
     observations = [
         Observation(f"request-{i}", now + i / 1000, 0.002, predicted, i, 1) for i in range(rows)
     ]
-    return _Job([_Group(model, observations)], now, now + 1)
+    return WindowJob([VersionGroup(model, observations)], now, now + 1)
 
 
 def _write_and_die(settings: Settings, payload: Path, appends: int | None, deliver: bool) -> None:

@@ -3,8 +3,9 @@
 from flowscope.serving.app import create_serving_app
 from flowscope.serving.drift import feature_drift, psi
 from flowscope.serving.history import inference_history
+from flowscope.serving.inference_run import log_predictions
 from flowscope.serving.model import ModelRef, ServedModel, load_served_model
-from flowscope.serving.monitor import InferenceMonitor, log_predictions
+from flowscope.serving.monitor import InferenceMonitor
 from flowscope.serving.predict import PredictionResult, predict_file, predict_record
 from flowscope.serving.server import run_server
 

@@ -20,7 +20,6 @@ if TYPE_CHECKING:
 
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "multipart/form-data")
-MLFLOW_FORMATS = ("dataframe_split", "dataframe_records", "instances", "inputs")
 _REQUEST_ID = re.compile(r"^[\w\-.:]{1,64}$")
 
 
@@ -97,31 +96,6 @@ def records_of(payload: Any, schema: InputSchema) -> dict[str, list[Any]]:
     raise FlowscopeError("send one record as a JSON object, or a list of records")
 
 
-def mlflow_inputs_of(payload: Any, schema: InputSchema) -> dict[str, list[Any]]:
-    """``POST /invocations``: MLflow's scoring formats, exactly one per request."""
-    if not isinstance(payload, dict):
-        raise FlowscopeError(f"send a JSON object with one of the keys {', '.join(MLFLOW_FORMATS)}")
-    formats = [key for key in MLFLOW_FORMATS if key in payload]
-    if len(formats) != 1:
-        raise FlowscopeError(
-            f"send a JSON object with exactly one of the keys {', '.join(MLFLOW_FORMATS)}"
-        )
-    data = payload[formats[0]]
-    if formats[0] == "dataframe_split":
-        if not isinstance(data, Mapping):
-            raise FlowscopeError("dataframe_split must be an object with columns and data")
-        return schema.columns_from_split(data.get("columns", ()), data.get("data", ()))
-    if isinstance(data, Mapping):
-        if formats[0] == "dataframe_records":
-            raise FlowscopeError("dataframe_records must be a list of records")
-        return schema.columns_from_mapping(data)
-    if isinstance(data, list) and data and not isinstance(data[0], Mapping):
-        raise FlowscopeError(f"{formats[0]} must name its columns: a list of records")
-    if not isinstance(data, list):
-        raise FlowscopeError(f"{formats[0]} must be a list of records")
-    return schema.columns_from_records(data)
-
-
 def csv_upload(body: bytes, kind: str, options: Mapping[str, str]) -> tuple[bytes, str | None]:
     """The CSV bytes of a ``text/csv`` body or of a multipart upload's first file field,
     and the file's name when the upload gave one."""
@@ -140,14 +114,17 @@ def csv_upload(body: bytes, kind: str, options: Mapping[str, str]) -> tuple[byte
     raise FlowscopeError("the upload holds no file; send the CSV as the form field 'file'")
 
 
-def read_csv(data: bytes) -> Any:
-    """A CSV as a DataFrame; text that does not parse is a 400."""
+def read_csv(data: bytes, schema: InputSchema | None = None) -> Any:
+    """A CSV as a DataFrame; text that does not parse is a 400. The ``schema``'s text
+    columns are read as text, as MLflow reads them: a category coded ``"7"`` stays the
+    text the model was trained on, not a number the check refuses."""
     import pandas as pd
 
     if not data.strip():
         raise FlowscopeError("the CSV file is empty")
+    text = {c.name: object for c in schema.columns if c.numpy_dtype == "object"} if schema else {}
     try:
-        return pd.read_csv(io.BytesIO(data), encoding="utf-8")
+        return pd.read_csv(io.BytesIO(data), encoding="utf-8", dtype=text or None)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
         raise FlowscopeError(f"the CSV cannot be read: {first}") from None

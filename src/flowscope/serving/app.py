@@ -1,5 +1,6 @@
-"""The prediction service's FastAPI app: ``/predict``, ``/predict/batch``, ``/invocations``,
-``/health``, ``/model`` and ``/metrics``.
+"""The prediction service's FastAPI app: ``/predict``, ``/predict/batch``, ``/health``,
+``/model`` and ``/metrics``, and MLflow's scoring protocol (:mod:`~.scoring`):
+``/invocations``, ``/ping`` and ``/version``.
 
 Routes only read the request and shape the answer; admission, micro-batching, reloading
 and monitoring live in :class:`~flowscope.serving.service.PredictionService`.
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
 from flowscope.config import Settings, load_settings
-from flowscope.serving import _http
+from flowscope.serving import _http, scoring
 from flowscope.serving.explaining import ExplainRequest, RowExplanations, wants_explanation
 from flowscope.serving.model import ModelRef, Predicted, ServedModel, load_served_model
 from flowscope.serving.service import (
@@ -28,6 +29,7 @@ from flowscope.serving.service import (
     json_body,
     parse_maybe_in_thread,
     prediction_rows,
+    version_headers,
 )
 
 logger = logging.getLogger(__name__)
@@ -81,22 +83,19 @@ def create_serving_app(
         return columns, None
 
     async def mlflow_inputs(request: Request, model: ServedModel) -> tuple[dict, Any]:
-        kind = _http.check_content_type(request, ("application/json", "text/csv"))
+        kind = _http.check_content_type(request, scoring.CONTENT_TYPES)
         body = await _http.read_body(request, limit)
-
-        def check(data: bytes) -> dict[str, list[Any]]:
-            if kind == "text/csv":
-                return model.schema.checked_frame(_http.read_csv(data))
-            return _http.mlflow_inputs_of(_http.parse_json(data), model.schema)
-
-        return await parse_maybe_in_thread(body, check), None
+        columns = await parse_maybe_in_thread(
+            body, lambda data: scoring.columns_of(data, kind, model.schema)
+        )
+        return columns, None
 
     async def upload(request: Request, model: ServedModel) -> tuple[dict, Any]:
         kind = _http.check_content_type(request, _http.CSV_TYPES)
         _, options = _http.media_type(request)
         body = await _http.read_body(request, limit)
         data, filename = _http.csv_upload(body, kind, options)
-        frame = await parse_maybe_in_thread(data, _http.read_csv)
+        frame = await parse_maybe_in_thread(data, lambda raw: _http.read_csv(raw, model.schema))
         columns = await parse_maybe_in_thread(data, lambda _: model.schema.checked_frame(frame))
         name = _http.clean_filename(filename or request.query_params.get("filename"))
         return columns, (name, _wants_csv(request), frame)
@@ -116,8 +115,22 @@ def create_serving_app(
     @app.post("/invocations")
     async def invocations(request: Request) -> Response:
         """MLflow's scoring protocol: ``dataframe_split``, ``dataframe_records``,
-        ``instances`` or ``inputs`` (or CSV), answered as ``{"predictions": [...]}``."""
-        return await service.handle(request, "invocations", mlflow_inputs, _mlflow_answer)
+        ``instances`` or ``inputs`` (or CSV), answered as ``{"predictions": [...]}``;
+        errors in MLflow's shape."""
+        return await service.handle(
+            request, "invocations", mlflow_inputs, scoring.answer, refuse=scoring.error_body
+        )
+
+    # Answered on the event loop, with no thread hop: a health check costs next to nothing.
+    @app.get("/ping")
+    async def ping() -> Response:
+        """200 while the server runs, as MLflow's health check: the model is loaded first."""
+        return scoring.ping()
+
+    @app.get("/version")
+    async def version() -> Response:
+        """The MLflow version, as ``mlflow models serve`` answers it."""
+        return scoring.version()
 
     @app.get("/health")
     def health() -> Response:
@@ -174,14 +187,8 @@ def _answer(
             "latency_ms": round(latency * 1000, 3),
             "predictions": rows,
         },
-        headers=_version_headers(model),
+        headers=version_headers(model),
     )
-
-
-def _mlflow_answer(
-    model: ServedModel, predicted: Predicted, request_id: str, latency: float, _: Any
-) -> Response:
-    return json_body({"predictions": predicted.labels}, headers=_version_headers(model))
 
 
 def _batch_answer(
@@ -199,14 +206,10 @@ def _batch_answer(
     buffer = io.StringIO()
     table.to_csv(buffer, index=False)
     headers = {
-        **_version_headers(model),
+        **version_headers(model),
         "Content-Disposition": f'attachment; filename="predictions-{filename}"',
     }
     return Response(buffer.getvalue(), media_type="text/csv", headers=headers)
-
-
-def _version_headers(model: ServedModel) -> dict[str, str]:
-    return {"X-Model-Name": model.name, "X-Model-Version": model.version}
 
 
 def _wants_csv(request: Request) -> bool:

@@ -27,14 +27,15 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from flowscope.serving._pipe import forget, receive_message, send_message
-from flowscope.serving.packing import bare, holding, merge, pack
+from flowscope.serving.packing import merge, pack
+from flowscope.serving.window import bare, holding
 from flowscope.serving.writers import Done, RunWriter
 
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
     from flowscope.config import Settings
-    from flowscope.serving.monitor import _Job
+    from flowscope.serving.window import WindowJob
 
 logger = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ class HelperSink:
         self.settings = settings
         self.done = done
         # id -> (window, times sent, its spill file while the helper has not read it)
-        self._pending: dict[str, tuple[_Job, int, str | None]] = {}
+        self._pending: dict[str, tuple[WindowJob, int, str | None]] = {}
         self._stats: dict[str, float] = {}
         self._offset = {"runs_written": 0.0, "runs_failed": 0.0}  # from helpers before
         self.restarts = 0
@@ -96,11 +97,11 @@ class HelperSink:
         # then orphaned journals: those of the windows sent again are taken over by now
         self._message(("recover", None))
 
-    def submit(self, job: _Job) -> None:
+    def submit(self, job: WindowJob) -> None:
         self._pending[job.id] = (job, 0, None)
         self._send(job)
 
-    def _send(self, job: _Job) -> None:
+    def _send(self, job: WindowJob) -> None:
         window, sends, spill = self._pending[job.id]
         forget(spill)  # a dead helper's: it may not have read it
         if sends >= _MAX_SENDS:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import NotFoundError
-from flowscope.serving.monitor import MODEL_TAG
+from flowscope.serving.inference_run import MODEL_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities import Run as MlflowRun

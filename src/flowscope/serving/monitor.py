@@ -1,14 +1,14 @@
 """The inference monitor: every prediction kept, written as inference runs off the request
 path.
 
-The request path only appends an :class:`~.packing.Observation` to an in-memory window (a
-lock and a list append). A background thread closes the window when its time is up or it
-holds ``monitor_window_size`` predictions, and hands it to a sink that writes one
-inference run per model version in it to ``<task>-inference``: by default a helper
-process (:mod:`~.helper`), else the thread itself (:mod:`~.writers`); a batch upload gets
-a run of its own. Runs go through flowscope's journal, so once a window is written a
-store outage loses none of it: the journal's writers deliver when the store is back, or
-``flowscope sync`` does later.
+The request path only appends an :class:`~.packing.Observation` to the open window in
+memory (:mod:`~.window`; a lock and a list append). A background thread closes the window
+when its time is up or it holds ``monitor_window_size`` predictions, and hands it to a
+sink that writes one inference run per model version in it to ``<task>-inference``
+(:mod:`~.inference_run`): by default a helper process (:mod:`~.helper`), else the thread
+itself (:mod:`~.writers`); a batch upload gets a run of its own. Runs go through
+flowscope's journal, so once a window is written a store outage loses none of it: the
+journal's writers deliver when the store is back, or ``flowscope sync`` does later.
 """
 
 from __future__ import annotations
@@ -16,64 +16,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from flowscope.serving.packing import Observation, packed
-from flowscope.serving.summary import summarise
+from flowscope.serving.packing import pack
+from flowscope.serving.window import VersionGroup, WindowJob
 
 if TYPE_CHECKING:
     from flowscope.config import Settings
     from flowscope.serving.model import ServedModel
-    from flowscope.serving.packing import Packed
-    from flowscope.tracking.journal import Journal
-    from flowscope.tracking.run import Run
+    from flowscope.serving.packing import Observation
 
 logger = logging.getLogger(__name__)
 
-MODEL_TAG = "flowscope.model_name"
-VERSION_TAG = "flowscope.model_version"
-TYPE_TAG = "flowscope.prediction_type"
-WINDOW_TAG = "flowscope.window_id"
 # The longest the writer thread sleeps between looks at the sink's answers.
 _POLL = 0.5
-# Bytes of distinct values past which a parquet column gives up dictionary encoding
-# (Arrow: 1 MiB). Served numeric inputs are mostly distinct, and a window's 100,000 rows
-# fit under 1 MiB: each column was encoded against a dictionary as large as itself, which
-# took 197 ms and 33 MB against 37 ms and 27 MB; repeated values still get a dictionary.
-_DICTIONARY_PAGE = 16 * 1024
-
-
-@dataclass
-class _Group:
-    """The predictions of one model version in the open window."""
-
-    model: ServedModel
-    observations: list[Observation] = field(default_factory=list)
-    errors: int = 0
-    dropped: int = 0  # predictions left out of the window for lack of room
-    packed: list[Packed] = field(default_factory=list)  # observations packed before
-
-    @property
-    def rows(self) -> int:
-        return sum(o.rows for o in self.observations) + sum(p.total for p in self.packed)
-
-
-@dataclass
-class _Job:
-    groups: list[_Group]
-    start: float
-    end: float
-    kind: str = "single"
-    filename: str | None = None
-    id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    resent: bool = False  # sent again to a new helper after the one before died
-
-    @property
-    def rows(self) -> int:
-        return sum(group.rows for group in self.groups)
 
 
 class InferenceMonitor:
@@ -91,9 +47,9 @@ class InferenceMonitor:
         self.settings = settings
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._groups: dict[str, _Group] = {}
+        self._groups: dict[str, VersionGroup] = {}
         self._rows = 0
-        self._jobs: list[_Job] = []
+        self._jobs: list[WindowJob] = []
         self._window_start = time.time()
         self._buffered = 0
         self._closing = False
@@ -118,8 +74,8 @@ class InferenceMonitor:
             self._buffered += rows
             if self.settings.monitor_per_request:
                 now = time.time()
-                group = _Group(model, [observation])
-                self._jobs.append(_Job([group], observation.timestamp, now))
+                group = VersionGroup(model, [observation])
+                self._jobs.append(WindowJob([group], observation.timestamp, now))
                 self._wake.set()
                 return
             self._group(model).observations.append(observation)
@@ -139,14 +95,15 @@ class InferenceMonitor:
                 self._drop(model, observation.rows)
                 return
             self._buffered += observation.rows
-            group = _Group(model, [observation])
-            self._jobs.append(_Job([group], observation.timestamp, time.time(), "batch", filename))
+            group = VersionGroup(model, [observation])
+            job = WindowJob([group], observation.timestamp, time.time(), "batch", filename)
+            self._jobs.append(job)
         self._wake.set()
 
-    def _group(self, model: ServedModel) -> _Group:
+    def _group(self, model: ServedModel) -> VersionGroup:
         group = self._groups.get(model.version)
         if group is None:
-            group = self._groups[model.version] = _Group(model)
+            group = self._groups[model.version] = VersionGroup(model)
         return group
 
     def _drop(self, model: ServedModel, rows: int) -> None:
@@ -171,7 +128,7 @@ class InferenceMonitor:
             g for g in self._groups.values() if g.observations or g.packed or g.errors or g.dropped
         ]
         if groups:
-            self._jobs.append(_Job(groups, self._window_start, now))
+            self._jobs.append(WindowJob(groups, self._window_start, now))
         self._groups = {}
         self._rows = 0
         self._window_start = now
@@ -205,8 +162,6 @@ class InferenceMonitor:
 
     def _pack(self) -> None:
         """Pack the open window's new observations (see :mod:`~.packing`)."""
-        from flowscope.serving.packing import pack
-
         with self._lock:
             for group in self._groups.values():
                 if group.observations:
@@ -247,136 +202,3 @@ class InferenceMonitor:
             "cpu_seconds": self._cpu_seconds,
             **self._sink.stats(),
         }
-
-
-def log_predictions(
-    settings: Settings,
-    model: ServedModel,
-    observations: list[Observation],
-    *,
-    kind: str = "batch",
-    filename: str | None = None,
-) -> Run:
-    """Log ``observations`` of ``model`` as one inference run now (what ``flowscope
-    predict`` does), waiting up to ``flush_timeout`` for its delivery."""
-    start = min((o.timestamp for o in observations), default=time.time())
-    job = _Job([], start, time.time(), kind, filename)
-    run = write_inference_run(settings, _Group(model, observations), job)
-    run.end()
-    return run
-
-
-def write_inference_run(
-    settings: Settings,
-    group: _Group,
-    job: _Job,
-    local_id: str | None = None,
-    resume: Journal | None = None,
-) -> Run:
-    """Write one inference run for ``group`` (a model version's predictions in a window
-    or batch) into the journal named ``local_id``; the caller ends it.
-
-    ``resume`` is that journal as a writer before this one left it: the run goes on in it,
-    the records already there are not written again (the same window gives the same
-    records, in the same order)."""
-    from flowscope.tracking.run import start_run
-
-    model = group.model
-    started = _iso(job.start)
-    params: dict[str, Any] = {
-        "model_name": model.name,
-        "model_version": model.version,
-        "model_alias": model.alias or "",
-        "window_start": started,
-        "window_end": _iso(job.end),
-        "prediction_type": job.kind,
-    }
-    if job.filename is not None:
-        params["input_file"] = job.filename
-    tags = {
-        MODEL_TAG: model.name,
-        VERSION_TAG: model.version,
-        TYPE_TAG: job.kind,
-        "flowscope.model_alias": model.alias or "",
-        "flowscope.source_run": model.run_id or "",
-    }
-    if local_id is not None:
-        tags[WINDOW_TAG] = local_id
-    run_name = f"{model.name}-v{model.version}-{job.kind}-{started.replace(':', '')}"
-    if resume is None:
-        run = start_run(
-            model.task,
-            run_name,
-            kind="inference",
-            params=params,
-            tags=tags,
-            settings=settings,
-            local_id=local_id,
-        )
-    else:
-        from flowscope.serving.writers import resumed_run
-
-        run = resumed_run(settings, model.task, resume)
-        run.log_params(params)
-    try:
-        window = packed(group)
-        if window.request_ids:
-            table, metrics, scores = summarise(
-                model,
-                window,
-                errors=group.errors,
-                dropped=group.dropped,
-                drift_threshold=settings.drift_threshold,
-                drift_min_samples=settings.drift_min_samples,
-            )
-            run.log_metrics(metrics, timestamp=int(job.end * 1000))
-            _log_predictions_files(run, table, csv=job.kind == "batch")
-            if scores:
-                run.log_dict(_drift_report(model, scores, settings), "drift/drift.json")
-        else:
-            empty = {"samples": 0.0, "requests": 0.0, "errors": float(group.errors)}
-            run.log_metrics(
-                {**empty, **({"dropped": float(group.dropped)} if group.dropped else {})}
-            )
-    except BaseException as exc:
-        run.log_error(exc)
-        run.end("FAILED", timeout=0.0)
-        raise
-    return run
-
-
-def _log_predictions_files(run: Run, table: Any, *, csv: bool) -> None:
-    """The predictions as ``predictions/predictions.parquet`` (and ``.csv`` for a batch),
-    written by the run straight into its journal."""
-    run.log_table(_ArrowTable(table), "predictions/predictions.parquet")
-    if csv:
-        run.log_table(table.to_pandas(), "predictions/predictions.csv")
-
-
-class _ArrowTable:
-    """An Arrow table that ``Run.log_table`` can write as parquet like a DataFrame, so a
-    window's table is neither converted to pandas nor copied once more."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def to_parquet(self, path: Any, index: bool = False) -> None:
-        import pyarrow.parquet as pq
-
-        pq.write_table(self.table, path, dictionary_pagesize_limit=_DICTIONARY_PAGE)
-
-
-def _drift_report(model: ServedModel, scores: dict[str, float], settings: Settings) -> dict:
-    threshold = settings.drift_threshold
-    return {
-        "threshold": threshold,
-        "reference_run": model.run_id,
-        "features": {
-            name: {"psi": value, "drifted": value > threshold}
-            for name, value in sorted(scores.items(), key=lambda item: -item[1])
-        },
-    }
-
-
-def _iso(seconds: float) -> str:
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="milliseconds")

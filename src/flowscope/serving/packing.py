@@ -1,7 +1,7 @@
 """A window's predictions as a few arrays: how the monitor holds them and how they travel
 to the helper process.
 
-The request path appends one :class:`~.summary.Observation` per request, pointing into
+The request path appends one :class:`Observation` per request, pointing into
 the model call that answered it. Held for a whole window, those objects would be what
 the garbage collector walks on every full collection (the server freezes its start-up
 objects), and its pauses would grow with the window. So the monitor's thread packs the
@@ -9,6 +9,8 @@ observations every half second into a :class:`Packed`: the rows of every request
 order, as one array per input column, the probabilities as one matrix, and the requests
 as columns, which the collector does not walk, which pickle as a few large buffers, and
 from which :mod:`~.summary` builds the run with no Python object per request.
+
+This module knows nothing of windows; :mod:`~.window` holds them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
 
     from flowscope.serving.explaining import RowExplanations
     from flowscope.serving.model import Predicted, ServedModel
-    from flowscope.serving.monitor import _Group
 
 Slices = list[tuple["Predicted", int, int]]
 
@@ -132,20 +133,3 @@ def merge(parts: Sequence[Packed]) -> Packed:
         rows=np.concatenate([part.rows for part in parts]),
         explained=explained,
     )
-
-
-def packed(group: _Group) -> Packed:
-    """All of ``group``'s requests: those packed before and those still observed."""
-    return merge([*group.packed, pack(group.model, group.observations)])
-
-
-def bare(group: _Group) -> _Group:
-    """``group`` without its requests and with its model without the pipeline: what goes
-    to the helper beside the :class:`Packed` requests."""
-    model = dataclasses.replace(group.model, pipeline=None, fast=None)
-    return dataclasses.replace(group, model=model, observations=[], packed=[])
-
-
-def holding(group: _Group, window: Packed) -> _Group:
-    """``group`` (as :func:`bare` left it) holding the requests of ``window``."""
-    return dataclasses.replace(group, packed=[window])

@@ -103,7 +103,7 @@ def _predict(
         class_counts={str(label): int(count) for label, count in counts.items()},
     )
     if settings.monitor:
-        from flowscope.serving.monitor import log_predictions
+        from flowscope.serving.inference_run import log_predictions
 
         run = log_predictions(settings, model, [observation], kind=kind, filename=filename)
         result.run_id, result.delivered = run.run_id, run.end()

@@ -35,6 +35,7 @@ _PARSE_IN_THREAD = 256 * 1024
 
 Parse = Callable[["Request", "ServedModel"], Awaitable[tuple[dict[str, list[Any]], Any]]]
 Answer = Callable[["ServedModel", "Predicted", str, float, Any], Response]
+Refuse = Callable[[int, str, str | None], Response]  # status, message, request id
 
 
 def json_body(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -46,13 +47,22 @@ def json_body(data: Any, status: int = 200, headers: dict[str, str] | None = Non
 def error_body(status: int, message: str, request_id: str | None = None) -> Response:
     """The one error shape: ``{"ok": false, "error", "status"}`` (and the request id)."""
     data: dict[str, Any] = {"ok": False, "error": message, "status": status}
-    headers = {}
     if request_id:
         data["request_id"] = request_id
-        headers["X-Request-ID"] = request_id
+    return json_body(data, status, error_headers(status, request_id))
+
+
+def error_headers(status: int, request_id: str | None) -> dict[str, str]:
+    """The request id, and ``Retry-After`` when the service is busy (503)."""
+    headers = {"X-Request-ID": request_id} if request_id else {}
     if status == 503:
         headers["Retry-After"] = "1"
-    return json_body(data, status, headers)
+    return headers
+
+
+def version_headers(model: ServedModel) -> dict[str, str]:
+    """Every answer names the model version that made it."""
+    return {"X-Model-Name": model.name, "X-Model-Version": model.version}
 
 
 def prediction_rows(model: ServedModel, predicted: Predicted) -> list[dict[str, Any]]:
@@ -130,10 +140,17 @@ class PredictionService:
         self.metrics.reloads += 1
 
     async def handle(
-        self, request: Request, endpoint: str, parse: Parse, answer: Answer, *, batch: bool = False
+        self,
+        request: Request,
+        endpoint: str,
+        parse: Parse,
+        answer: Answer,
+        *,
+        batch: bool = False,
+        refuse: Refuse = error_body,
     ) -> Any:
         """Admit, parse, predict, answer and record one request; every failure becomes an
-        error response with its status, and the service goes on.
+        error response (``refuse`` shapes it) with its status, and the service goes on.
 
         Requests are micro-batched; a ``batch`` upload (``extra`` is then its file name)
         is predicted on its own in a thread and gets an inference run of its own."""
@@ -143,7 +160,7 @@ class PredictionService:
         if self.in_flight >= self.settings.serve_max_concurrency or self.batcher is None:
             self.metrics.rejected_busy += 1
             self.metrics.request(endpoint, 503, 0.0)
-            return error_body(503, "the service is at its concurrency limit; retry", request_id)
+            return refuse(503, "the service is at its concurrency limit; retry", request_id)
         self.in_flight += 1
         self.batcher.arriving += 1
         queued = False
@@ -176,16 +193,14 @@ class PredictionService:
             self.metrics.predicted(model.version, predicted.labels)
             self.record(model, observation, batch=extra[0] if batch else None)
         except FlowscopeError as exc:
-            status = exc.status
-            response = error_body(status, exc.message, request_id)
+            response = refuse(exc.status, exc.message, request_id)
+            status = response.status_code
             if self.monitor is not None:
                 self.monitor.observe_error(model)
         except Exception:
             status = 500
             logger.exception("flowscope serve: prediction failed (request %s)", request_id)
-            response = error_body(
-                500, "prediction failed; the server log has the details", request_id
-            )
+            response = refuse(500, "prediction failed; the server log has the details", request_id)
             if self.monitor is not None:
                 self.monitor.observe_error(model)
         finally:

@@ -10,16 +10,15 @@ it, so that it is completed or skipped, never written twice.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from flowscope.serving.monitor import WINDOW_TAG
+from flowscope.serving.inference_run import WINDOW_TAG, write_inference_run
 
 if TYPE_CHECKING:
     from flowscope.config import Settings
-    from flowscope.serving.monitor import _Job
+    from flowscope.serving.window import WindowJob
     from flowscope.tracking.journal import Journal
     from flowscope.tracking.run import Run
 
@@ -49,14 +48,12 @@ class RunWriter:
         self.written = 0
         self.failed = 0
 
-    def write(self, job: _Job) -> None:
+    def write(self, job: WindowJob) -> None:
         """Write each model version's run of ``job``; a failure is logged and counted.
 
         A ``resent`` window may have been written, wholly or in part, by a helper that
         died before saying so: a journal it left is taken over and completed, and a run
         already delivered to the store is not written again."""
-        from flowscope.serving.monitor import write_inference_run
-
         self._make_room()
         for index, group in enumerate(job.groups):
             local_id = job.id if index == 0 else f"{job.id}-{index}"
@@ -158,43 +155,6 @@ def _stored(settings: Settings, local_id: str, task: str) -> bool:
     return bool(found)
 
 
-def resumed_run(settings: Settings, task: str, journal: Journal) -> Run:
-    """A run that goes on in ``journal``, which a dead writer left: the records it holds
-    are not appended again, and a torn last one is cut off first."""
-    from flowscope.tracking.run import Run
-    from flowscope.tracking.store import StoreAccess
-    from flowscope.tracking.writer import Writer
-
-    offsets = [offset for offset, _ in journal.read(0, complete=True)]
-    count = len(offsets)
-    os.truncate(journal.path, offsets[-1] if offsets else 0)
-
-    class Resumed(Run):
-        skip = count - 1  # the first record, the run's header, is the journal's own
-
-        def _append(self, record: dict[str, Any]) -> None:
-            if self.skip > 0:
-                self.skip -= 1
-                return
-            super()._append(record)
-
-    writer = Writer(journal, StoreAccess(settings), max_backoff=settings.max_backoff)
-    run = Resumed(
-        task=task,
-        kind="inference",
-        local_id=journal.local_id,
-        settings=settings,
-        journal=journal,
-        writer=writer,
-    )
-    # files written again go to fresh places: the writer may be delivering those that the
-    # journal's records already name
-    stashed = journal.files_dir
-    taken = [int(p.name) for p in stashed.iterdir() if p.name.isdigit()] if stashed.is_dir() else []
-    run._stash_index = max(taken, default=0)
-    return run
-
-
 class ThreadSink:
     """Writes windows in the monitor's own thread (``monitor_process = false``)."""
 
@@ -204,7 +164,7 @@ class ThreadSink:
         self.writer = RunWriter(settings)
         self.done = done
 
-    def submit(self, job: _Job) -> None:
+    def submit(self, job: WindowJob) -> None:
         try:
             self.writer.write(job)
         finally:
