@@ -13,6 +13,7 @@ store outage loses none of it: the journal's writers deliver when the store is b
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -22,7 +23,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from flowscope.serving.packing import Observation, packed
-from flowscope.serving.summary import summarise
+from flowscope.serving.summary import metric_key, summarise
 
 if TYPE_CHECKING:
     from flowscope.config import Settings
@@ -37,6 +38,9 @@ MODEL_TAG = "flowscope.model_name"
 VERSION_TAG = "flowscope.model_version"
 TYPE_TAG = "flowscope.prediction_type"
 WINDOW_TAG = "flowscope.window_id"
+# JSON of {class key in count_<class>: class name}, where training named the classes.
+CLASS_NAMES_TAG = "flowscope.class_names"
+_TAG_LIMIT = 5000  # characters of a tag value every MLflow store keeps
 # The longest the writer thread sleeps between looks at the sink's answers.
 _POLL = 0.5
 # Bytes of distinct values past which a parquet column gives up dictionary encoding
@@ -302,6 +306,11 @@ def write_inference_run(
     }
     if local_id is not None:
         tags[WINDOW_TAG] = local_id
+    names = {metric_key(label): model.name_of(label) for label in model.classes or []}
+    if any(key != name for key, name in names.items()):
+        text = json.dumps(names)
+        if len(text) <= _TAG_LIMIT:  # names too long for a tag are left to the model
+            tags[CLASS_NAMES_TAG] = text
     run_name = f"{model.name}-v{model.version}-{job.kind}-{started.replace(':', '')}"
     if resume is None:
         run = start_run(
