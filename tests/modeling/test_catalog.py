@@ -23,6 +23,7 @@ from flowscope.modeling.catalog import (
 )
 from flowscope.modeling.data import infer_problem, load_builtin
 from flowscope.modeling.estimators import EncodedLabelClassifier, needs_label_encoding
+from flowscope.modeling.train import build_pipeline
 
 # Few trees: the tests are about behaviour, not accuracy, and share two cores.
 FAST = {"n_estimators": 20}
@@ -44,40 +45,14 @@ def _with_categories(name: str) -> tuple[pd.DataFrame, str]:
 
 
 def _pipeline(model_type: str, frame: pd.DataFrame, target: str, seed: int = 0) -> Any:
-    """The catalog model inside the training pipeline's preprocessing, fitted."""
-    from sklearn.compose import ColumnTransformer
-    from sklearn.impute import SimpleImputer
-    from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import OneHotEncoder, StandardScaler
-
+    """The catalog model inside the training pipeline, fitted."""
     X, y = frame.drop(columns=[target]), frame[target]
     problem = infer_problem(y)
     params = FAST if "n_estimators" in CATALOG[model_type].defaults else None
     estimator = build_estimator(model_type, problem, params, seed=seed)
     if needs_label_encoding(estimator) and problem != "regression":
         estimator = EncodedLabelClassifier(estimator)
-    numeric = [c for c in X.columns if pd.api.types.is_numeric_dtype(X[c])]
-    categorical = [c for c in X.columns if c not in numeric]
-    preprocess = ColumnTransformer(
-        [
-            (
-                "numeric",
-                Pipeline([("impute", SimpleImputer()), ("scale", StandardScaler())]),
-                numeric,
-            ),
-            (
-                "categorical",
-                Pipeline(
-                    [
-                        ("impute", SimpleImputer(strategy="most_frequent")),
-                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
-                    ]
-                ),
-                categorical,
-            ),
-        ]
-    )
-    return Pipeline([("preprocess", preprocess), ("model", estimator)]).fit(X, y)
+    return build_pipeline(X, estimator, scale=True).fit(X, y)
 
 
 CASES = [

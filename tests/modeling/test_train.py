@@ -91,6 +91,64 @@ def test_boosted_binary_run_has_per_round_history_and_thresholds(settings: Setti
     assert second.registered_version == "2"
 
 
+def test_breast_cancer_classes_are_named_from_evaluation_to_served_answers(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import warnings
+
+    from flowscope.serving import create_serving_app
+    from flowscope.serving.history import inference_history
+    from flowscope.serving.predict import predict_file
+    from flowscope.web.inference_charts import inference_figures
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+
+    frame, target = load_builtin("breast_cancer")  # scikit-learn's codes: 0 malignant, 1 benign
+    result = train(
+        frame,
+        target,
+        "random_forest",
+        {"n_estimators": 20},
+        task="cancer",
+        register="cancer",
+        settings=settings,
+        explain=False,
+    )
+    client = MlflowClient(settings.tracking_uri)
+    assert {"recall_0", "recall_1"} <= set(client.get_run(result.run_id).data.metrics)
+    for table in ("metrics", "confusion_matrix"):
+        local = client.download_artifacts(result.run_id, f"evaluation/{table}.json", str(tmp_path))
+        data = json.loads(Path(local).read_text())
+        assert data["labels"] == [0, 1] and data["class_names"] == ["malignant", "benign"]
+
+    rows = frame.drop(columns=[target]).iloc[::50]
+    served = create_serving_app(settings.model_copy(update={"monitor": False}), "cancer/1")
+    with TestClient(served) as http:
+        answer = http.post("/predict", json=rows.to_dict(orient="records")).json()
+        described = http.get("/model").json()
+    named = {0: "malignant", 1: "benign"}
+    assert [row["class_name"] for row in answer["predictions"]] == [
+        named[row["prediction"]] for row in answer["predictions"]
+    ]
+    assert set(answer["predictions"][0]["probabilities"]) == {"0", "1"}  # keyed by label
+    assert described["class_names"] == ["malignant", "benign"]
+
+    # inference counts: metric names keep the labels, the run says what they are called
+    csv = tmp_path / "rows.csv"
+    rows.to_csv(csv, index=False)
+    counted = predict_file(settings, "cancer/1", csv, None)
+    assert set(counted.class_counts) <= {"malignant", "benign"}
+    assert sum(counted.class_counts.values()) == len(rows)
+    inference = client.get_run(counted.run_id)
+    assert {"count_0", "count_1"} <= set(inference.data.metrics)
+    history = inference_history(settings, "cancer")
+    assert history["class_names"] == {"0": "malignant", "1": "benign"}
+    legend = {trace.name for trace in inference_figures(history)["classes"].data}
+    assert legend == {"malignant (0)", "benign (1)"}
+
+
 def test_quantile_regression_logs_pinball_and_coverage(settings: Settings, tmp_path: Path) -> None:
     frame, target = load_builtin("diabetes")
     result = train(frame, target, "lightgbm_quantile", task="diabetes-q", settings=settings)
@@ -169,3 +227,13 @@ def test_bad_input_is_refused_before_any_run_exists(
         train(frame, target, model_type, params, task="refused", settings=settings)
     assert _experiment_runs(settings, "refused") == []
     assert not list(settings.journal_dir.glob("*.journal"))
+
+
+def test_class_names_naming_two_classes_alike_are_refused_before_any_run(
+    settings: Settings,
+) -> None:
+    frame, target = load_builtin("iris")
+    names = {"setosa": "flower", "versicolor": "flower"}
+    with pytest.raises(FlowscopeError, match="same name"):
+        train(frame, target, task="refused", settings=settings, class_names=names)
+    assert _experiment_runs(settings, "refused") == []

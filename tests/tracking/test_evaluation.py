@@ -45,6 +45,7 @@ from flowscope.tracking.evaluation import (
     evaluate_regression,
     format_level,
     metric_key_part,
+    table_class_names,
 )
 
 THRESHOLDS = [0.5, 0.43, 0.35]
@@ -292,6 +293,39 @@ def test_labels_fix_the_class_order_and_the_positive_class(binary: Fitted) -> No
     predicted = (proba[:, 1] >= 0.35).astype(int)
     cut = evaluate_classification(binary.y_true, y_score=proba, labels=labels, thresholds=[0.35])
     assert cut.metrics["tp_at_0.35"] == np.sum(predicted & is_benign)
+
+
+def test_class_names_label_tables_and_figures_but_not_metric_names() -> None:
+    # scikit-learn's own coding of breast cancer: 0 is malignant, 1 benign
+    data = load_breast_cancer()
+    x_train, x_test, y_train, y_test = train_test_split(
+        data.data, data.target, test_size=0.3, random_state=0, stratify=data.target
+    )
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(x_train, y_train)
+    predicted, score = model.predict(x_test), model.predict_proba(x_test)[:, 1]
+    names = {0: "malignant", 1: "benign"}
+    result = evaluate_classification(y_test, predicted, score, labels=[0, 1], class_names=names)
+    plain = evaluate_classification(y_test, predicted, score, labels=[0, 1])
+    assert result.metrics == plain.metrics and "recall_0" in result.metrics
+    for table in ("metrics.json", "confusion_matrix.json"):
+        assert result.tables[table]["labels"] == [0, 1]
+        assert result.tables[table]["class_names"] == ["malignant", "benign"]
+        assert table_class_names(result.tables[table]) == ["malignant", "benign"]
+        assert plain.tables[table]["class_names"] == ["0", "1"]
+    axes = result.figures["confusion_matrix.png"].axes[0]
+    assert [t.get_text() for t in axes.get_xticklabels()] == ["malignant (0)", "benign (1)"]
+    legend = result.figures["roc_curve.png"].axes[0].get_legend().get_texts()
+    assert legend[0].get_text().startswith("benign (1)")
+    assert_artifacts_valid(result)
+    # a table logged before names existed reads as its labels
+    assert table_class_names({"labels": [0, 1]}) == ["0", "1"]
+
+
+def test_two_classes_of_one_name_are_refused(binary: Fitted) -> None:
+    with pytest.raises(FlowscopeError, match="same name"):
+        evaluate_classification(
+            binary.y_true, binary.y_pred, class_names={"benign": "x", "malignant": "x"}
+        )
 
 
 def test_float32_probabilities_are_accepted(binary: Fitted) -> None:

@@ -104,13 +104,15 @@ def _evaluation(
     confusion = tables.get("confusion_matrix")
     per_class = []
     if confusion:
-        from flowscope.tracking.evaluation import metric_key_part
+        from flowscope.tracking.evaluation import metric_key_part, table_class_names
 
-        for label in confusion["labels"]:
+        names = table_class_names(confusion)
+        for label, class_name in zip(confusion["labels"], names, strict=True):
             part = metric_key_part(label)
             per_class.append(
                 {
                     "label": label,
+                    "name": class_name,
                     **{
                         name: metrics.get(f"{name}_{part}")
                         for name in ("precision", "recall", "f1", "support")

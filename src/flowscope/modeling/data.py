@@ -9,10 +9,15 @@ iris           species      class names: "setosa", "versicolor", "virginica"
 wine           cultivar     class names: "class_0", "class_1", "class_2"
 breast_cancer  benign       0 (malignant) / 1 (benign), as scikit-learn codes them, so
                             binary metrics are about the positive class 1 and per-class
-                            metrics read ``recall_0`` / ``recall_1``
+                            metrics read ``recall_0`` / ``recall_1``; the names
+                            "malignant" and "benign" ride along in ``frame.attrs``
 digits         digit        the digit, 0 to 9 (ints: the class names *are* the digits)
 diabetes       progression  disease progression after one year (regression)
 ============== ============ ============================================================
+
+Where scikit-learn codes classes as numbers but names them (breast cancer), the frame's
+``attrs[CLASS_NAMES_ATTR]`` maps each code to its name; training keeps the names with the
+model and its evaluation, for display beside the codes.
 
 Feature names are made snake_case (``sepal length (cm)`` becomes ``sepal_length_cm``) so
 every name is also a valid MLflow key; diabetes keeps its raw, unscaled features.
@@ -40,6 +45,8 @@ _TARGETS = {
     "diabetes": "progression",
     "digits": "digit",
 }
+# ``frame.attrs`` key of ``{class label: class name}`` (read by training).
+CLASS_NAMES_ATTR = "flowscope.class_names"
 # A numeric target with whole values and at most this many distinct ones is a class label.
 MAX_DISTINCT_FOR_CLASSES = 20
 # Fewer labelled rows than this cannot be split into a useful training and test set.
@@ -75,6 +82,9 @@ def load_builtin(name: str) -> tuple[pd.DataFrame, str]:
         frame[target] = pd.Series(np.asarray(bunch.target_names)[values], dtype="str")
     else:
         frame[target] = values
+        names = getattr(bunch, "target_names", None)
+        if names is not None and any(str(n) != str(code) for code, n in enumerate(names)):
+            frame.attrs[CLASS_NAMES_ATTR] = {code: str(n) for code, n in enumerate(names)}
     return frame, target
 
 

@@ -41,14 +41,28 @@ class TrainResult:
         return f"runs:/{self.run_id}/model" if self.run_id else None
 
 
-def build_pipeline(features: pd.DataFrame, estimator: Any, *, scale: bool) -> Any:
-    """Imputation and one-hot encoding of categorical columns in front of ``estimator``."""
+def build_pipeline(
+    features: pd.DataFrame,
+    estimator: Any,
+    *,
+    scale: bool,
+    optional: Sequence[str] | None = None,
+) -> Any:
+    """The raw frame cast (:class:`~flowscope.modeling.inputs.RawFrameCaster`), then
+    imputation and one-hot encoding of categorical columns, in front of ``estimator``.
+
+    ``optional`` columns may be left out of the frames the pipeline predicts (default: the
+    columns of ``features`` with a missing value)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+    from flowscope.modeling.inputs import RawFrameCaster, optional_columns, split_columns
+
     numeric, categorical = split_columns(features)
+    if optional is None:
+        optional = optional_columns(features)
     numeric_steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median"))]
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
@@ -64,33 +78,8 @@ def build_pipeline(features: pd.DataFrame, estimator: Any, *, scale: bool) -> An
         )
         transformers.append(("categorical", categorical_steps, categorical))
     preprocess = ColumnTransformer(transformers, remainder="drop")
-    return Pipeline([("preprocess", preprocess), ("model", estimator)])
-
-
-def split_columns(features: pd.DataFrame) -> tuple[list[str], list[str]]:
-    """Numeric and categorical feature columns; any other type is refused by name."""
-    import pandas as pd
-
-    numeric: list[str] = []
-    categorical: list[str] = []
-    for column in features.columns:
-        dtype = features[column].dtype
-        if pd.api.types.is_bool_dtype(dtype):
-            categorical.append(str(column))
-        elif pd.api.types.is_numeric_dtype(dtype):
-            numeric.append(str(column))
-        elif (
-            pd.api.types.is_object_dtype(dtype)
-            or isinstance(dtype, pd.CategoricalDtype)
-            or pd.api.types.is_string_dtype(dtype)
-        ):
-            categorical.append(str(column))
-        else:
-            raise FlowscopeError(
-                f"column {column!r} has type {dtype}, which flowscope cannot use as a feature; "
-                "convert it to numbers or text, or drop it"
-            )
-    return numeric, categorical
+    cast = RawFrameCaster(numeric, categorical, list(optional))
+    return Pipeline([("cast", cast), ("preprocess", preprocess), ("model", estimator)])
 
 
 def _check_params(estimator: Any) -> None:
@@ -121,6 +110,7 @@ def train(
     settings: Settings | None = None,
     explain: bool = True,
     sensitive: str | None = None,
+    class_names: Mapping[Any, str] | None = None,
 ) -> TrainResult:
     """Fit ``model_type`` on ``frame`` to predict ``target`` and log the run of ``task``.
 
@@ -132,6 +122,16 @@ def train(
     (a model that cannot be explained gets the tag ``flowscope.explain.skipped`` instead);
     with ``sensitive`` fairness metrics across the groups of that column.
 
+    ``class_names`` maps class labels to names shown beside them (breast cancer's 0 is
+    "malignant"); by default they come from ``frame.attrs["flowscope.class_names"]``,
+    which :func:`~flowscope.modeling.data.load_builtin` sets. They are kept in the model's
+    metadata and the evaluation's JSON; metric names keep the labels (``recall_0``).
+
+    The model takes frames as ``frame`` holds them: its signature declares integer
+    columns ``long`` and every column with a missing value optional, and the pipeline
+    casts (see :mod:`flowscope.modeling.inputs`), so ``mlflow.pyfunc`` and ``mlflow models
+    serve`` answer the raw table.
+
     >>> from flowscope.modeling.data import load_builtin          # doctest: +SKIP
     >>> frame, target = load_builtin("iris")
     >>> train(frame, target, "random_forest", task="iris").metrics["accuracy"]
@@ -142,6 +142,7 @@ def train(
     from flowscope.modeling.catalog import build_estimator
     from flowscope.modeling.data import validate_training_data
     from flowscope.modeling.estimators import EncodedLabelClassifier, needs_label_encoding
+    from flowscope.modeling.inputs import model_signature, optional_columns, split_columns
 
     settings = settings or load_settings()
     if not 0 < test_size < 1:
@@ -164,7 +165,13 @@ def train(
     labelled = frame.dropna(subset=[target])
     features = labelled.drop(columns=[target])
     y = labelled[target]
+    label_names = None
+    if problem in ("binary", "multiclass"):
+        label_names = _label_names(frame, y, class_names)
     split_columns(features)  # refuse unusable column types before the run starts
+    # Rows without a target still show which columns the data leaves empty.
+    every_row = frame.drop(columns=[target])
+    optional = optional_columns(every_row)
     if sensitive is not None:
         from flowscope.explain.fairness import check_sensitive
 
@@ -176,9 +183,12 @@ def train(
         )
     except ValueError as exc:
         raise FlowscopeError(f"cannot split the data into train and test sets: {exc}") from None
-    pipeline = build_pipeline(features, estimator, scale=model_type in _SCALED_MODELS)
+    pipeline = build_pipeline(
+        features, estimator, scale=model_type in _SCALED_MODELS, optional=optional
+    )
 
     from flowscope.tracking import start_run
+    from flowscope.tracking.models import class_names_metadata
 
     logged_params = {
         "model_type": model_type,
@@ -199,7 +209,7 @@ def train(
         run.log_dataset(X_train.assign(**{target: y_train}), target, source=dataset_name)
         with run.timer("training"):
             pipeline.fit(X_train, y_train)
-        result = _evaluate(run, pipeline, X_test, y_test, problem, thresholds)
+        result = _evaluate(run, pipeline, X_test, y_test, problem, thresholds, label_names)
         history = _log_history(run, pipeline, X_test, y_test, problem)
         if explain or sensitive is not None:
             from flowscope.explain.training import explain_training_run
@@ -207,7 +217,14 @@ def train(
             explain_training_run(
                 run, pipeline, X_test, y_test, explain=explain, sensitive=sensitive
             )
-        run.log_model(pipeline, input_example=_input_example(X_train), register=register)
+        example = X_train.head(5)
+        run.log_model(
+            pipeline,
+            input_example=example,
+            signature=model_signature(every_row, pipeline.predict(example)),
+            register=register,
+            metadata=None if label_names is None else class_names_metadata(label_names),
+        )
     delivered = run.end()
     return TrainResult(
         run_id=run.run_id,
@@ -229,6 +246,7 @@ def _evaluate(
     y_test: pd.Series,
     problem: str,
     thresholds: Sequence[float] | None,
+    class_names: Mapping[Any, str] | None,
 ) -> dict[str, float]:
     import time
 
@@ -257,6 +275,7 @@ def _evaluate(
             scores,
             labels=list(pipeline.classes_),
             thresholds=(thresholds or DEFAULT_THRESHOLDS) if problem == "binary" else None,
+            class_names=class_names,
         )
     else:
         evaluation = run.log_evaluation(y_test, predicted, problem="regression")
@@ -285,14 +304,19 @@ def _log_history(
     return history
 
 
-def _input_example(features: pd.DataFrame) -> pd.DataFrame:
-    """A few training rows, integer columns as floats: the signature then accepts the
-    missing values a served model meets (an integer column cannot hold NaN)."""
-    example = features.head(5).copy()
-    for column in example.columns:
-        if example[column].dtype.kind in "iu":
-            example[column] = example[column].astype("float64")
-    return example
+def _label_names(
+    frame: pd.DataFrame, y: pd.Series, given: Mapping[Any, str] | None
+) -> dict[Any, str]:
+    """Each class label (in the order the classifier will know them) with its name:
+    ``given``, else what the frame carries in its attrs, else the label as text."""
+    import numpy as np
+
+    from flowscope.modeling.data import CLASS_NAMES_ATTR
+    from flowscope.tracking.evaluation import class_names_for
+
+    names = given if given is not None else frame.attrs.get(CLASS_NAMES_ATTR)
+    classes = list(np.unique(y.to_numpy()))  # the classifier's classes_, as scikit-learn sorts
+    return dict(zip(classes, class_names_for(classes, names), strict=True))
 
 
 def _loggable(params: Mapping[str, Any]) -> dict[str, Any]:

@@ -10,8 +10,9 @@ from typing import Any
 from flowscope.errors import FlowscopeError
 
 # Every type a skops dump of a fitted catalog model holds, inside flowscope's training
-# pipeline (Pipeline > ColumnTransformer > imputer/scaler/one-hot > model, classification
-# and regression), found by dumping each one (tests/modeling/test_catalog.py checks it).
+# pipeline (Pipeline > raw-frame cast > ColumnTransformer > imputer/scaler/one-hot > model,
+# classification and regression), found by dumping each one (tests/modeling/test_catalog.py
+# checks it).
 # It lists the types skops trusts by itself too: a scikit-learn SVC is no catalog model
 # and is refused like any other type that is not here.
 SKOPS_TRUSTED_TYPES: frozenset[str] = frozenset(
@@ -38,6 +39,7 @@ SKOPS_TRUSTED_TYPES: frozenset[str] = frozenset(
         "sklearn.preprocessing._encoders.OneHotEncoder",
         "sklearn.preprocessing._label.LabelEncoder",
         "flowscope.modeling.estimators.EncodedLabelClassifier",
+        "flowscope.modeling.inputs.RawFrameCaster",
         # random_forest, extra_trees
         "sklearn.ensemble._forest.RandomForestClassifier",
         "sklearn.ensemble._forest.RandomForestRegressor",

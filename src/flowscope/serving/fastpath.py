@@ -58,9 +58,16 @@ def _numeric_plan(pipeline: Any) -> list[tuple[list[str], Any, Any]] | None:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import StandardScaler
 
-    if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
+    from flowscope.modeling.inputs import RawFrameCaster
+
+    if not isinstance(pipeline, Pipeline):
         return None
-    preprocess = pipeline.steps[0][1]
+    steps = pipeline.steps
+    if steps and isinstance(steps[0][1], RawFrameCaster):
+        steps = steps[1:]  # its float64 cast is the one the shortcut makes
+    if len(steps) != 2:
+        return None
+    preprocess = steps[0][1]
     if not isinstance(preprocess, ColumnTransformer):
         return None
     plan = []

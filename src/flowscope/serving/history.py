@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import NotFoundError
-from flowscope.serving.inference_run import MODEL_TAG
+from flowscope.serving.inference_run import CLASS_NAMES_TAG, MODEL_TAG
 
 if TYPE_CHECKING:
     from mlflow.entities import Run as MlflowRun
@@ -65,6 +65,7 @@ def inference_history(settings: Settings, name: str, limit: int = 200) -> dict[s
         )
     windows = sorted((_window(run) for run in runs), key=lambda w: (w["start"] or "", w["run_id"]))
     classes = sorted({label for w in windows for label in w["classes"]})
+    class_names = {key: name for w in windows for key, name in w["class_names"].items()}
     features = sorted({feature for w in windows for feature in w["drift"]})
     return {
         "model": {
@@ -74,6 +75,7 @@ def inference_history(settings: Settings, name: str, limit: int = 200) -> dict[s
         },
         "windows": windows,
         "classes": classes,
+        "class_names": class_names,
         "features": features,
         "drift_threshold": settings.drift_threshold,
         "totals": {
@@ -107,6 +109,7 @@ def _window(run: MlflowRun) -> dict[str, Any]:
         "end": params.get("window_end"),
         "metrics": {key: metrics[key] for key in _HEADLINE if key in metrics},
         "classes": {k[len("count_") :]: v for k, v in metrics.items() if k.startswith("count_")},
+        "class_names": _class_names(run.data.tags.get(CLASS_NAMES_TAG)),
         "percentages": {
             k[len("percentage_") :]: v for k, v in metrics.items() if k.startswith("percentage_")
         },
@@ -114,3 +117,14 @@ def _window(run: MlflowRun) -> dict[str, Any]:
             k[len("drift_psi_") :]: v for k, v in metrics.items() if k.startswith("drift_psi_")
         },
     }
+
+
+def _class_names(tag: str | None) -> dict[str, str]:
+    """The names the monitor tagged a run with, by class key; none from an odd tag."""
+    import json
+
+    try:
+        names = json.loads(tag) if tag else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in names.items()} if isinstance(names, dict) else {}

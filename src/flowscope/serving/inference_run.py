@@ -9,12 +9,13 @@ on in the journal that helper left (:func:`resumed_run`).
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from flowscope.serving.summary import summarise
+from flowscope.serving.summary import metric_key, summarise
 from flowscope.serving.window import VersionGroup, WindowJob, packed
 
 if TYPE_CHECKING:
@@ -28,6 +29,9 @@ MODEL_TAG = "flowscope.model_name"
 VERSION_TAG = "flowscope.model_version"
 TYPE_TAG = "flowscope.prediction_type"
 WINDOW_TAG = "flowscope.window_id"
+# JSON of {class key in count_<class>: class name}, where training named the classes.
+CLASS_NAMES_TAG = "flowscope.class_names"
+_TAG_LIMIT = 5000  # characters of a tag value every MLflow store keeps
 # Bytes of distinct values past which a parquet column gives up dictionary encoding
 # (Arrow: 1 MiB). Served numeric inputs are mostly distinct, and a window's 100,000 rows
 # fit under 1 MiB: each column was encoded against a dictionary as large as itself, which
@@ -88,6 +92,11 @@ def write_inference_run(
     }
     if local_id is not None:
         tags[WINDOW_TAG] = local_id
+    names = {metric_key(label): model.name_of(label) for label in model.classes or []}
+    if any(key != name for key, name in names.items()):
+        text = json.dumps(names)
+        if len(text) <= _TAG_LIMIT:  # names too long for a tag are left to the model
+            tags[CLASS_NAMES_TAG] = text
     run_name = f"{model.name}-v{model.version}-{job.kind}-{started.replace(':', '')}"
     if resume is None:
         run = start_run(

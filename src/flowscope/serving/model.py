@@ -91,10 +91,18 @@ class ServedModel:
     profile: dict[str, Any] | None = None
     fast: Predictor | None = None  # the pipeline's exact shortcut, when it has one
     loaded_at: float = field(default_factory=time.time)
+    names: dict[str, str] = field(default_factory=dict)  # str(label) -> name, from training
 
     @property
     def class_names(self) -> list[str]:
+        """The labels as text: the keys of probabilities and ``count_<class>`` metrics."""
         return [str(label) for label in self.classes or []]
+
+    def name_of(self, label: Any) -> str:
+        """A class label's name as training recorded it (breast cancer's 0: "malignant");
+        the label as text when the model has no names."""
+        text = str(label)
+        return self.names.get(text, text)
 
     def predict(self, frame: pd.DataFrame) -> Predicted:
         """Labels (the class with the highest probability) and probabilities for ``frame``;
@@ -140,6 +148,9 @@ class ServedModel:
             "task": self.task,
             "problem": "classification" if self.classes is not None else "regression",
             "classes": self.classes,
+            "class_names": [self.name_of(label) for label in self.classes]
+            if self.classes is not None
+            else None,
             "signature": self.signature,
             "loaded_at": self.loaded_at,
         }
@@ -170,7 +181,7 @@ def load_served_model(settings: Settings, ref: ModelRef, version: str | None = N
     training task and drift reference."""
     from mlflow.models import Model
 
-    from flowscope.tracking.models import load_model
+    from flowscope.tracking.models import class_names_of, load_model
 
     client = client_for(settings)
     version = version or resolve_version(client, ref)
@@ -179,7 +190,8 @@ def load_served_model(settings: Settings, ref: ModelRef, version: str | None = N
     try:
         local = _download(settings, client, ref.name, version, folder)
         pipeline = load_model(local)
-        signature = Model.load(str(local)).signature
+        mlmodel = Model.load(str(local))
+        signature = mlmodel.signature
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if signature is None:
@@ -200,6 +212,7 @@ def load_served_model(settings: Settings, ref: ModelRef, version: str | None = N
         classes=None if classes is None else list(_plain(classes)),
         profile=profile,
         fast=compile_predictor(pipeline, schema, profile),
+        names=class_names_of(mlmodel.metadata) if classes is not None else {},
     )
 
 

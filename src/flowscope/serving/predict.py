@@ -29,7 +29,7 @@ class PredictionResult:
     answers: list[dict[str, Any]] = field(default_factory=list)
     run_id: str | None = None
     delivered: bool = True
-    class_counts: dict[str, int] = field(default_factory=dict)
+    class_counts: dict[str, int] = field(default_factory=dict)  # by class name
 
 
 def predict_file(
@@ -100,7 +100,7 @@ def _predict(
         rows=len(table),
         table=table,
         answers=prediction_rows(model, predicted),
-        class_counts={str(label): int(count) for label, count in counts.items()},
+        class_counts={model.name_of(label): int(count) for label, count in counts.items()},
     )
     if settings.monitor:
         from flowscope.serving.inference_run import log_predictions

@@ -66,8 +66,9 @@ def version_headers(model: ServedModel) -> dict[str, str]:
 
 
 def prediction_rows(model: ServedModel, predicted: Predicted) -> list[dict[str, Any]]:
-    """Each row's answer: ``prediction``, ``class_name``, ``confidence`` and
-    ``probabilities`` (class name → probability; None for a regression model)."""
+    """Each row's answer: ``prediction``, ``class_name`` (the name training gave the class,
+    else the label as text), ``confidence`` and ``probabilities`` (label as text →
+    probability; None for a regression model)."""
     if predicted.probabilities is None or predicted.confidence is None:
         return [
             {"prediction": value, "class_name": None, "confidence": None, "probabilities": None}
@@ -77,7 +78,7 @@ def prediction_rows(model: ServedModel, predicted: Predicted) -> list[dict[str, 
     return [
         {
             "prediction": label,
-            "class_name": str(label),
+            "class_name": model.name_of(label),
             "confidence": confidence,
             "probabilities": dict(zip(names, probabilities, strict=True)),
         }

@@ -12,6 +12,9 @@ Decisions worth knowing:
   ``skipped`` in ``metrics.json`` instead of failing: ``roc_auc`` when y_true lacks a class,
   the ROC curve when y_true holds one class, the PR curve when it holds no positive,
   ``r2`` with fewer than two rows, ``mape`` when a target is 0.
+- Class names (breast cancer's 0 is "malignant") are for people: ``class_names`` in
+  ``metrics.json`` and ``confusion_matrix.json`` (aligned with ``labels``) and the figures
+  show them, while metric names keep the labels (``recall_0``), which policies use.
 - Binary problems with scores get the ``*_at_<t>`` metrics for ``thresholds`` (default
   [0.5]); thresholds on a multiclass problem, or without y_score, are an error.
 """
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,11 +50,14 @@ from flowscope.tracking import _evaluation_curves as curves
 
 __all__ = [
     "Evaluation",
+    "class_display",
+    "class_names_for",
     "evaluate_classification",
     "evaluate_quantiles",
     "evaluate_regression",
     "format_level",
     "metric_key_part",
+    "table_class_names",
 ]
 
 logger = logging.getLogger(__name__)
@@ -96,6 +102,35 @@ def _key_parts(labels: list[Any]) -> list[str]:
     return parts
 
 
+def class_names_for(classes: Sequence[Any], class_names: Mapping[Any, Any] | None) -> list[str]:
+    """Each class's name, aligned with ``classes``: from ``class_names`` (keyed by label or
+    by the label as text), else the label as text; two classes of one name are an error."""
+    given = class_names or {}
+    if not isinstance(given, Mapping):
+        raise FlowscopeError("class_names must map class labels to names")
+    names = [str(given.get(label, given.get(str(label), label))) for label in classes]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise FlowscopeError(f"class_names gives two classes the same name: {twice}")
+    return names
+
+
+def class_display(label: Any, name: str) -> str:
+    """A class as a figure shows it: its name, with the label when they differ
+    (``"malignant (0)"``), so a reader can find it in metric names."""
+    return name if name == str(label) else f"{name} ({label})"
+
+
+def table_class_names(table: Mapping[str, Any]) -> list[str]:
+    """The class names of an evaluation table (metrics.json, confusion_matrix.json),
+    aligned with its ``labels``; the labels as text for one logged without names."""
+    labels = list(table.get("labels") or [])
+    names = table.get("class_names")
+    if not isinstance(names, list) or len(names) != len(labels):
+        return [str(label) for label in labels]
+    return [str(name) for name in names]
+
+
 def _skip(skipped: dict[str, str], name: str, reason: str) -> None:
     logger.warning("evaluation: %s skipped: %s", name, reason)
     skipped[name] = reason
@@ -108,6 +143,7 @@ def evaluate_classification(
     *,
     labels: Any = None,
     thresholds: Any = None,
+    class_names: Mapping[Any, Any] | None = None,
 ) -> Evaluation:
     """Evaluate binary or multiclass predictions: accuracy, macro precision/recall/F1, per
     class precision/recall/F1/support, and with ``y_score`` (a 1-D positive-class score for
@@ -115,7 +151,8 @@ def evaluate_classification(
     and curves; binary problems also get per-threshold metrics. ``labels`` fixes the class
     order (default: sorted union of y_true and y_pred), the positive class being
     ``labels[1]``; without ``y_pred`` the prediction is ``score >= 0.5`` (binary) or the
-    argmax.
+    argmax. ``class_names`` (label → name) names the classes in the JSON tables and the
+    figures.
 
     >>> result = evaluate_classification(y_test, y_score=model.predict_proba(X_test)[:, 1],
     ...                                  thresholds=[0.5, 0.35])  # doctest: +SKIP
@@ -130,6 +167,8 @@ def evaluate_classification(
         checks.same_length(truth, predicted, "y_pred", "y_true")
     classes = checks.resolve_labels(labels, truth, predicted)
     parts = _key_parts(classes)
+    names = class_names_for(classes, class_names)
+    shown = [class_display(label, name) for label, name in zip(classes, names, strict=True)]
     binary = len(classes) == 2
     true_codes = checks.encode(truth, classes, "y_true")
     has_scores = y_score is not None
@@ -148,18 +187,19 @@ def evaluate_classification(
     metrics = _label_metrics(true_codes, pred_codes, parts)
     skipped: dict[str, str] = {}
     confusion = curves.confusion_table(true_codes, pred_codes, classes)
+    confusion["class_names"] = names
     tables: dict[str, Any] = {"metrics.json": {}, "confusion_matrix.json": confusion}
     figures: dict[str, Any] = {
         "confusion_matrix.png": plots.confusion_figure(
-            np.asarray(confusion["counts"]), classes, normalized=False
+            np.asarray(confusion["counts"]), shown, normalized=False
         ),
         "confusion_matrix_normalized.png": plots.confusion_figure(
-            np.asarray(confusion["normalized"]), classes, normalized=True
+            np.asarray(confusion["normalized"]), shown, normalized=True
         ),
     }
     if has_scores:
         score_metrics, score_tables, score_figures = _score_metrics(
-            true_codes, proba, positive, classes, skipped
+            true_codes, proba, positive, classes, shown, skipped
         )
         metrics.update(score_metrics)
         tables.update(score_tables)
@@ -175,6 +215,7 @@ def evaluate_classification(
     tables["metrics.json"] = {
         "problem": problem,
         "labels": classes,
+        "class_names": names,
         "positive_label": classes[1] if binary else None,
         "metrics": metrics,
         "skipped": skipped,
@@ -213,9 +254,11 @@ def _score_metrics(
     proba: np.ndarray,
     positive: np.ndarray,
     classes: list[Any],
+    shown: list[str],
     skipped: dict[str, str],
 ) -> tuple[dict[str, float], dict[str, Any], dict[str, Any]]:
-    """Log loss, ROC AUC and curves: the metrics, tables and figures that need scores."""
+    """Log loss, ROC AUC and curves: the metrics, tables and figures that need scores;
+    ``shown`` is each class as the figures show it."""
     from flowscope.tracking import _evaluation_figures as plots
 
     codes = list(range(len(classes)))
@@ -239,7 +282,7 @@ def _score_metrics(
             roc = curves.roc_table(is_positive, positive)
             tables["roc_curve.json"] = {"positive_label": classes[1], **roc}
             figures["roc_curve.png"] = plots.roc_figure(
-                [(str(classes[1]), roc["fpr"], roc["tpr"], roc["auc"])]
+                [(shown[1], roc["fpr"], roc["tpr"], roc["auc"])]
             )
         else:
             _skip(skipped, "roc_curve", "y_true holds a single class")
@@ -255,7 +298,10 @@ def _score_metrics(
         tables["roc_curve_ovr.json"] = ovr
         if ovr["curves"]:
             figures["roc_curve_ovr.png"] = plots.roc_figure(
-                [(str(c["label"]), c["fpr"], c["tpr"], c["auc"]) for c in ovr["curves"]]
+                [
+                    (shown[classes.index(c["label"])], c["fpr"], c["tpr"], c["auc"])
+                    for c in ovr["curves"]
+                ]
             )
     return metrics, tables, figures
 

@@ -1,4 +1,5 @@
-"""Saving models as MLflow models: scikit-learn pipelines in skops format, safely."""
+"""Saving models as MLflow models: scikit-learn pipelines in skops format, safely; and
+the class names a classifier's MLmodel metadata carries."""
 
 from __future__ import annotations
 
@@ -8,6 +9,24 @@ from pathlib import Path
 from typing import Any
 
 from flowscope.errors import FlowscopeError
+
+# The MLmodel ``metadata`` key of ``{str(label): name}``: saved at training, read by serving.
+CLASS_NAMES_KEY = "flowscope.class_names"
+
+
+def class_names_metadata(names: Mapping[Any, str]) -> dict[str, Any]:
+    """MLmodel metadata holding a classifier's class names, keyed by the labels as text
+    (YAML and JSON keep text keys as they are, whatever type the labels have)."""
+    return {CLASS_NAMES_KEY: {str(label): str(name) for label, name in names.items()}}
+
+
+def class_names_of(metadata: Mapping[str, Any] | None) -> dict[str, str]:
+    """The ``{str(label): name}`` an MLmodel's metadata holds; empty for a model logged
+    without them (plain MLflow, or a regression)."""
+    names = (metadata or {}).get(CLASS_NAMES_KEY)
+    if not isinstance(names, Mapping):
+        return {}
+    return {str(label): str(name) for label, name in names.items()}
 
 
 def save_model(
@@ -34,8 +53,9 @@ def save_model(
         raise FlowscopeError(f"cannot log a {type(model).__name__} as a model: it has no predict")
     trusted = trusted_types_for(model)
     with warnings.catch_warnings():
-        # MLflow hints that integer columns cannot hold missing values; the training
-        # pipeline declares its inputs as floats, and integer outputs are class labels.
+        # MLflow hints that integer columns cannot hold missing values: they cannot in
+        # MLflow whatever they are declared (see flowscope.modeling.inputs), and integer
+        # outputs are class labels.
         warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
         if signature is None and input_example is not None:
             signature = infer_signature(input_example, model.predict(input_example))

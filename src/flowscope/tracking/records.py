@@ -27,6 +27,7 @@ def log_evaluation(
     problem: str | None = None,
     quantiles: Mapping[float, Any] | None = None,
     intervals: Any = None,
+    class_names: Mapping[Any, Any] | None = None,
 ) -> Evaluation:
     """Evaluate predictions and log metrics plus ``evaluation/`` artifacts: metrics.json,
     confusion matrices (JSON and PNG), thresholds, curves, and the held-out predictions as
@@ -50,7 +51,12 @@ def log_evaluation(
             result = evaluation.evaluate_regression(y_true, y_pred)
         elif problem in ("binary", "multiclass", "classification"):
             result = evaluation.evaluate_classification(
-                y_true, y_pred, y_score, labels=labels, thresholds=thresholds
+                y_true,
+                y_pred,
+                y_score,
+                labels=labels,
+                thresholds=thresholds,
+                class_names=class_names,
             )
         else:
             raise FlowscopeError(

@@ -298,6 +298,7 @@ class Run:
         problem: str | None = None,
         quantiles: Mapping[float, Any] | None = None,
         intervals: Any = None,
+        class_names: Mapping[Any, Any] | None = None,
     ) -> Evaluation:
         """Compute and log an evaluation (see :mod:`flowscope.tracking.evaluation`)."""
         from flowscope.tracking.records import log_evaluation
@@ -312,6 +313,7 @@ class Run:
             problem=problem,
             quantiles=quantiles,
             intervals=intervals,
+            class_names=class_names,
         )
 
     def log_dataset(

@@ -37,8 +37,14 @@ def history_figure(metric: str, series: Mapping[str, Sequence[Sequence[float]]])
 
 
 def confusion_figure(confusion: Mapping[str, Any], *, normalized: bool = False) -> go.Figure:
-    """The confusion matrix as a heatmap, true labels down, predicted across."""
-    labels = [str(label) for label in confusion["labels"]]
+    """The confusion matrix as a heatmap, true labels down, predicted across, each class
+    shown by its name where training named it."""
+    from flowscope.tracking.evaluation import class_display, table_class_names
+
+    names = table_class_names(confusion)
+    labels = [
+        class_display(label, name) for label, name in zip(confusion["labels"], names, strict=True)
+    ]
     values = confusion["normalized" if normalized else "counts"]
     text = [[f"{v:.2f}" if normalized else str(v) for v in row] for row in values]
     figure = _figure(

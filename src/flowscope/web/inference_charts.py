@@ -49,14 +49,20 @@ def confidence_figure(windows: Sequence[Window]) -> go.Figure:
     return figure
 
 
-def class_figure(windows: Sequence[Window], classes: Sequence[str]) -> go.Figure:
-    """Share of each predicted class per window, stacked to 100 %."""
+def class_figure(
+    windows: Sequence[Window], classes: Sequence[str], names: Mapping[str, str] | None = None
+) -> go.Figure:
+    """Share of each predicted class per window, stacked to 100 %; a class is shown by its
+    name where training named it (``names``: class key to name)."""
+    from flowscope.tracking.evaluation import class_display
+
     figure = _figure(
         "class distribution", barmode="stack", yaxis={"title": {"text": "% of predictions"}}
     )
     x = [_when(w) for w in windows]
     for label in classes:
-        figure.add_bar(x=x, y=[w["percentages"].get(label, 0.0) for w in windows], name=label)
+        shown = class_display(label, (names or {}).get(label, label))
+        figure.add_bar(x=x, y=[w["percentages"].get(label, 0.0) for w in windows], name=shown)
     return figure
 
 
@@ -114,7 +120,7 @@ def inference_figures(data: Mapping[str, Any]) -> dict[str, go.Figure]:
     figures = {"volume": volume_figure(windows), "latency": latency_figure(windows)}
     if data["classes"]:
         figures["confidence"] = confidence_figure(windows)
-        figures["classes"] = class_figure(windows, data["classes"])
+        figures["classes"] = class_figure(windows, data["classes"], data.get("class_names"))
     if data["features"]:
         figures["drift"] = drift_figure(windows, data["features"], data["drift_threshold"])
     return figures
