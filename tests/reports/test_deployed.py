@@ -12,7 +12,8 @@ from mlflow import MlflowClient
 
 from flowscope.config import Settings
 from flowscope.errors import FlowscopeError, NotFoundError
-from flowscope.registry.lifecycle import load_version_model, read_model_state
+from flowscope.registry.state import read_model_state
+from flowscope.registry.version_model import load_version_model
 from flowscope.reports import deployed_report, render_deployed
 from tests.registry.helpers import log_version, outcomes
 
