@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from flowscope.artifacts import read_text_artifact
 from flowscope.errors import FlowscopeError
 from flowscope.mlflow_client import client_for
 from flowscope.registry.tags import (
@@ -145,8 +146,6 @@ def _loads(text: str | None) -> dict[str, Any] | None:
 
 
 def _artifact_text(settings: Settings, run_id: str, path: str) -> str | None:
-    from flowscope.artifacts import read_text_artifact
-
     return read_text_artifact(client_for(settings), run_id, path)
 
 

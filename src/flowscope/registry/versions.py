@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError, NotFoundError
 from flowscope.mlflow_client import client_for
+from flowscope.registry.history import decision_history
 from flowscope.registry.tags import LIFECYCLE_TAG, LOCK_TAG
 
 if TYPE_CHECKING:
@@ -88,8 +89,6 @@ def model_detail(settings: Settings, name: str) -> dict[str, Any]:
 def _alias_history(settings: Settings, name: str) -> dict[str, Any]:
     """Which version held each lifecycle alias when, from the recorded promotions."""
     from mlflow.exceptions import MlflowException
-
-    from flowscope.registry.history import decision_history
 
     try:
         return dict(decision_history(settings, name)["aliases"])
