@@ -186,7 +186,7 @@ def apply_demo_policy(settings: Settings) -> str:
 
 def is_seeded(settings: Settings) -> bool:
     """True when the store already holds the demo's experiments."""
-    from flowscope.analysis.runs import client_for
+    from flowscope.mlflow_client import client_for
 
     client = client_for(settings)
     return all(client.get_experiment_by_name(job.task) for job in demo_jobs(quick=True))

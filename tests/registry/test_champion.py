@@ -10,8 +10,9 @@ from flowscope.config import Settings
 from flowscope.modeling.data import load_builtin
 from flowscope.modeling.train import train
 from flowscope.registry.champion import compare_champion, predictions_frame
-from flowscope.registry.lifecycle import load_version_model, read_model_state
 from flowscope.registry.policy import BeatRule
+from flowscope.registry.state import read_model_state
+from flowscope.registry.version_model import load_version_model
 
 
 def test_versions_trained_on_different_data_are_not_paired_without_the_holdout(

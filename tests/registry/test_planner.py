@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowscope.registry.lifecycle import ModelState, VersionState
 from flowscope.registry.plan import plan_promotion
 from flowscope.registry.policy import parse_policy
+from flowscope.registry.state import ModelState, VersionState
 
 EVIDENCE = {"signature": True, "evaluation": True, "explanations": False}
 

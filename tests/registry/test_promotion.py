@@ -11,8 +11,8 @@ from mlflow import MlflowClient
 from flowscope.config import Settings
 from flowscope.errors import NotFoundError
 from flowscope.registry import decision_history, load_policy, parse_policy, promote
-from flowscope.registry.lifecycle import DECISION_TAG, LIFECYCLE_TAG, REASON_TAG
 from flowscope.registry.policy import PolicyError
+from flowscope.registry.tags import DECISION_TAG, LIFECYCLE_TAG, REASON_TAG
 from tests.registry.helpers import HEART_POLICY, heart_versions, log_version, outcomes, snapshot
 
 MODEL = "heart-disease"

@@ -13,7 +13,7 @@ from flowscope.modeling.data import load_builtin
 from flowscope.modeling.train import train
 from flowscope.registry import decision_history, parse_policy, promote, retrain
 from flowscope.registry.champion import HOLDOUT_ARTIFACT
-from flowscope.registry.lifecycle import LIFECYCLE_TAG
+from flowscope.registry.tags import LIFECYCLE_TAG
 
 POLICY = parse_policy(
     """

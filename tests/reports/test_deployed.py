@@ -12,7 +12,8 @@ from mlflow import MlflowClient
 
 from flowscope.config import Settings
 from flowscope.errors import FlowscopeError, NotFoundError
-from flowscope.registry.lifecycle import load_version_model, read_model_state
+from flowscope.registry.state import read_model_state
+from flowscope.registry.version_model import load_version_model
 from flowscope.reports import deployed_report, render_deployed
 from tests.registry.helpers import log_version, outcomes
 
@@ -59,3 +60,18 @@ def test_bad_references_and_data_are_refused(deployed: tuple[Settings, pd.DataFr
         deployed_report(settings, "heart@staging", frame)
     with pytest.raises(FlowscopeError, match="no target column 'target'"):
         deployed_report(settings, "heart@production", frame.drop(columns=["target"]))
+
+
+def test_html_escapes_the_model_name_and_the_target(settings: Settings) -> None:
+    name, target = "<img src=x onerror=alert(1)>", "<script>alert(1)</script>"
+    log_version(settings, name, *outcomes(5, 5, 0, 0))
+    MlflowClient(settings.tracking_uri).set_registered_model_alias(name, "production", "1")
+    rng = np.random.default_rng(7)
+    frame = pd.DataFrame({"age": rng.normal(55, 9, 20), "chol": rng.normal(240, 40, 20)})
+    frame[target] = (frame["age"] > 57).astype(int)
+    data = deployed_report(settings, f"{name}@production", frame, target=target)
+    html = render_deployed(data, "html")
+    assert "<script" not in html and "<img src=x" not in html
+    assert "<h1>Deployed model: &lt;img src=x onerror=alert(1)&gt;@production (v1)</h1>" in html
+    assert "target &lt;script&gt;alert(1)&lt;/script&gt;;" in html
+    assert 'alt="latency distribution of &lt;img src=x onerror=alert(1)&gt;"' in html

@@ -58,3 +58,16 @@ def test_html_is_self_contained(promoted: Settings) -> None:
 def test_unknown_model_is_not_found(settings: Settings) -> None:
     with pytest.raises(NotFoundError):
         versions_report(settings, "nope")
+
+
+def test_html_escapes_every_name_and_description(settings: Settings) -> None:
+    # MLflow refuses "/" in model names, so the model's name carries another tag; the
+    # version's description (its run's) carries the script.
+    name = "<img src=x onerror=alert(1)>"
+    log_version(settings, name, *outcomes(5, 5, 0, 0), description="<script>alert(1)</script>")
+    html = render_versions(versions_report(settings, name), "html")
+    assert "<script" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<h1>Model versions: &lt;img src=x onerror=alert(1)&gt;</h1>" in html
+    markdown = render_versions(versions_report(settings, name), "markdown")
+    assert f"# Model versions: {name}" in markdown  # markdown is text: written as given

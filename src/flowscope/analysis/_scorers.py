@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from flowscope.errors import FlowscopeError
-from flowscope.tracking import _evaluation_checks as checks
+from flowscope.tracking import evaluation_checks as checks
 
 CLASSIFICATION_METRICS = ("accuracy", "f1", "precision", "recall", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("rmse", "mae", "r2")

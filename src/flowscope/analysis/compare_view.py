@@ -87,11 +87,13 @@ def _importances(
 ) -> dict[str, Any] | None:
     """Mean |SHAP| per input feature of each run that logged explanations, side by side:
     ``{"features": [...], "runs": {label: [value per feature or None]}}``."""
-    from flowscope.analysis.artifacts import read_json_artifact
+    from flowscope.artifacts import read_json_artifact
+    from flowscope.mlflow_client import client_for
 
+    client = client_for(settings)
     found: dict[str, dict[str, float]] = {}
     for row, label in zip(rows, labels, strict=True):
-        summary = read_json_artifact(settings, row["run_id"], "explain/summary.json")
+        summary = read_json_artifact(client, row["run_id"], "explain/summary.json")
         if isinstance(summary, dict) and summary.get("mean_abs_shap_overall"):
             found[label] = summary["mean_abs_shap_overall"]
     if not found:
@@ -122,7 +124,7 @@ def _histories(
     settings: Settings, rows: list[dict[str, Any]], labels: list[str], metrics: list[str]
 ) -> dict[str, dict[str, list[list[float]]]]:
     """``{metric: {run label: [[step, value], ...]}}`` for metrics logged at many steps."""
-    from flowscope.analysis.runs import client_for
+    from flowscope.mlflow_client import client_for
 
     client = client_for(settings)
     stepped: list[str] = []

@@ -37,8 +37,9 @@ def run_detail(
     """Params, latest metrics, metric histories, tags, the evaluation tables, the dataset
     profile, the explanation (``explain`` chooses its class, feature and row; see
     :func:`flowscope.explain.view.explain_view`) and the artifact listing of one run."""
-    from flowscope.analysis.runs import client_for, run_kind
+    from flowscope.analysis.runs import run_kind
     from flowscope.explain.view import explain_view
+    from flowscope.mlflow_client import client_for
 
     client = client_for(settings)
     run = get_run(client, run_id)
@@ -123,10 +124,10 @@ def _evaluation(
 
 
 def _json_artifact(client: MlflowClient, run_id: str, path: str, files: set[str]) -> Any | None:
-    from flowscope.analysis.artifacts import download_json
+    from flowscope.artifacts import read_json_artifact
 
     # the listing is already at hand: absent files cost no download attempt
-    return download_json(client, run_id, path) if path in files else None
+    return read_json_artifact(client, run_id, path) if path in files else None
 
 
 def _list_artifacts(client: MlflowClient, run_id: str) -> list[dict[str, Any]]:
@@ -169,7 +170,7 @@ def artifact_file(settings: Settings, run_id: str, path: str, folder: Path) -> P
     The path is checked against the run's own artifact listing, so only files the run
     logged can be fetched.
     """
-    from flowscope.analysis.runs import client_for
+    from flowscope.mlflow_client import client_for
 
     checked = check_artifact_path(path)
     client = client_for(settings)

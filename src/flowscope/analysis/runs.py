@@ -6,21 +6,15 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.mlflow_client import client_for  # also imported from here, for now
 
 if TYPE_CHECKING:
-    from mlflow import MlflowClient
     from mlflow.entities import Run as MlflowRun
 
     from flowscope.config import Settings
 
 KIND_TAG = "flowscope.kind"
 DEFAULT_KIND = "training"  # plain MLflow runs, without the tag, count as training
-
-
-def client_for(settings: Settings) -> MlflowClient:
-    from mlflow import MlflowClient
-
-    return MlflowClient(settings.tracking_uri, settings.registry_uri)
 
 
 def search_runs(

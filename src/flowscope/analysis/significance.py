@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import itertools
 import logging
-import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -46,7 +45,7 @@ from flowscope.analysis._scorers import (
 )
 from flowscope.analysis.best import default_direction
 from flowscope.errors import FlowscopeError, NotFoundError
-from flowscope.tracking import _evaluation_checks as checks
+from flowscope.tracking import evaluation_checks as checks
 from flowscope.tracking.evaluation import metric_key_part
 
 if TYPE_CHECKING:
@@ -295,7 +294,8 @@ def load_predictions(settings: Settings, run_id: str) -> pd.DataFrame | None:
     logged none; an unknown run is a :class:`NotFoundError`."""
     from mlflow.exceptions import MlflowException
 
-    from flowscope.analysis.runs import client_for
+    from flowscope.artifacts import ArtifactUnavailableError, downloaded
+    from flowscope.mlflow_client import client_for
 
     client = client_for(settings)
     try:
@@ -304,17 +304,16 @@ def load_predictions(settings: Settings, run_id: str) -> pd.DataFrame | None:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise NotFoundError(f"no run {run_id!r} in {settings.tracking_uri}") from None
         raise FlowscopeError(f"cannot read run {run_id!r}: {exc.message}") from None
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            local = client.download_artifacts(run_id, PREDICTIONS_ARTIFACT, folder)
-        except (MlflowException, OSError):
-            return None
-        try:
-            return pd.read_parquet(local)
-        except (OSError, ValueError) as exc:
-            raise FlowscopeError(
-                f"run {run_id}'s {PREDICTIONS_ARTIFACT} is unreadable: {exc}"
-            ) from None
+    try:
+        with downloaded(client, run_id, PREDICTIONS_ARTIFACT) as local:
+            try:
+                return pd.read_parquet(local)
+            except (OSError, ValueError) as exc:
+                raise FlowscopeError(
+                    f"run {run_id}'s {PREDICTIONS_ARTIFACT} is unreadable: {exc}"
+                ) from None
+    except ArtifactUnavailableError:
+        return None
 
 
 def _no_predictions(run_id: str) -> str:

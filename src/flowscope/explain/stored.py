@@ -12,6 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowscope.artifacts import downloaded
 from flowscope.errors import FlowscopeError
 from flowscope.explain.records import ROWS_ARTIFACT, SKIPPED_TAG, log_explanation
 
@@ -40,8 +41,8 @@ def explain_stored_run(
     without stored rows and no ``data``, is a :class:`~flowscope.errors.FlowscopeError`.
     """
     from flowscope.analysis.run_detail import get_run
-    from flowscope.analysis.runs import client_for
     from flowscope.explain.shap_values import explain_model
+    from flowscope.mlflow_client import client_for
     from flowscope.tracking.models import load_model
 
     client = client_for(settings)
@@ -51,12 +52,12 @@ def explain_stored_run(
             f"run {run_id} has no logged model (no {MODEL_ARTIFACT!r} artifact); "
             "there is nothing to explain"
         )
-    with tempfile.TemporaryDirectory(prefix="flowscope-explain-") as folder:
-        local = client.download_artifacts(run_id, MODEL_ARTIFACT, folder)
+    with downloaded(client, run_id, MODEL_ARTIFACT) as local:
         model = load_model(local)
-        frame = _rows(client, run_id, data, model, Path(folder))
-        explanation = explain_model(model, frame, max_rows=rows)
-        sink = _FolderSink(Path(folder) / "out")
+    frame = _rows(client, run_id, data, model)
+    explanation = explain_model(model, frame, max_rows=rows)
+    with tempfile.TemporaryDirectory(prefix="flowscope-explain-") as folder:
+        sink = _FolderSink(Path(folder))
         log_explanation(sink, explanation)
         client.log_artifacts(run_id, str(sink.root))
         for key, value in sink.metrics.items():
@@ -66,9 +67,7 @@ def explain_stored_run(
     return explanation
 
 
-def _rows(
-    client: MlflowClient, run_id: str, data: str | Path | None, model: Any, folder: Path
-) -> pd.DataFrame:
+def _rows(client: MlflowClient, run_id: str, data: str | Path | None, model: Any) -> pd.DataFrame:
     import pandas as pd
 
     if data is not None:
@@ -87,8 +86,9 @@ def _rows(
             f"run {run_id} stored no held-out rows ({ROWS_ARTIFACT}); pass --data FILE, a CSV "
             "of feature rows, to explain its model on"
         )
-    local = client.download_artifacts(run_id, ROWS_ARTIFACT, str(folder))
-    return _model_columns(pd.read_parquet(local), model, ROWS_ARTIFACT)
+    with downloaded(client, run_id, ROWS_ARTIFACT) as local:
+        stored_rows = pd.read_parquet(local)
+    return _model_columns(stored_rows, model, ROWS_ARTIFACT)
 
 
 def _model_columns(frame: pd.DataFrame, model: Any, source: str) -> pd.DataFrame:

@@ -4,13 +4,12 @@ points read from the run's ``explain/`` artifacts (what the JSON twin returns)."
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from flowscope.artifacts import downloaded
 from flowscope.errors import FlowscopeError
 from flowscope.explain.explanation import BASE_COLUMN, OUTPUT_COLUMN, ROW_COLUMN
 from flowscope.explain.records import ROWS_ARTIFACT, SUMMARY_ARTIFACT, VALUES_ARTIFACT
@@ -58,14 +57,14 @@ def explain_view(
     if SUMMARY_ARTIFACT not in files or VALUES_ARTIFACT not in files:
         return None
     options = options or {}
-    with tempfile.TemporaryDirectory(prefix="flowscope-explain-view-") as folder:
-        summary = json.loads(_download(client, run_id, SUMMARY_ARTIFACT, folder).read_text())
-        values = pd.read_parquet(_download(client, run_id, VALUES_ARTIFACT, folder))
-        rows = (
-            pd.read_parquet(_download(client, run_id, ROWS_ARTIFACT, folder))
-            if ROWS_ARTIFACT in files
-            else None
-        )
+    with downloaded(client, run_id, SUMMARY_ARTIFACT) as local:
+        summary = json.loads(local.read_text())
+    with downloaded(client, run_id, VALUES_ARTIFACT) as local:
+        values = pd.read_parquet(local)
+    rows = None
+    if ROWS_ARTIFACT in files:
+        with downloaded(client, run_id, ROWS_ARTIFACT) as local:
+            rows = pd.read_parquet(local)
     outputs = [str(output) for output in summary["outputs"]]
     features = list(summary.get("mean_abs_shap_overall") or summary["features"])
     output = _choice(options.get(CLASS_PARAM), outputs, "class")
@@ -89,10 +88,6 @@ def explain_view(
         "dependence": _dependence(table, rows, feature, output),
         "waterfall": _waterfall(table, rows, features, row, output) if len(table) else None,
     }
-
-
-def _download(client: MlflowClient, run_id: str, path: str, folder: str) -> Path:
-    return Path(client.download_artifacts(run_id, path, folder))
 
 
 def _choice(value: str | None, known: list[str], what: str) -> str:

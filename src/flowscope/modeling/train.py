@@ -337,8 +337,8 @@ def _loggable(params: Mapping[str, Any]) -> dict[str, Any]:
 def _registered_version(settings: Settings, name: str | None, run_id: str | None) -> str | None:
     if not name or not run_id:
         return None
-    from mlflow import MlflowClient
+    from flowscope.mlflow_client import client_for
 
-    client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+    client = client_for(settings)
     versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return str(max(int(v.version) for v in versions)) if versions else None

@@ -13,8 +13,6 @@ possible, and the challenger stays out.
 from __future__ import annotations
 
 import math
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,12 +20,13 @@ import pandas as pd
 
 from flowscope.analysis.significance import IncomparableError, compare_predictions, load_predictions
 from flowscope.errors import FlowscopeError
+from flowscope.mlflow_client import client_for
 from flowscope.tracking.evaluation import metric_key_part
 
 if TYPE_CHECKING:
     from flowscope.config import Settings
-    from flowscope.registry.lifecycle import VersionState
     from flowscope.registry.policy import BeatRule
+    from flowscope.registry.state import VersionState
 
 __all__ = ["HOLDOUT_ARTIFACT", "compare_champion", "load_holdout", "predictions_frame"]
 
@@ -129,7 +128,7 @@ def _paired_frames(
             raise IncomparableError(
                 f"v{challenger.number}'s {HOLDOUT_ARTIFACT} has no target column {target!r}"
             )
-        from flowscope.registry.lifecycle import load_version_model
+        from flowscope.registry.version_model import load_version_model
 
         model = load_version_model(settings, champion)
         frame = predictions_frame(model, holdout, target, f"champion v{champion.number}")
@@ -170,16 +169,13 @@ def _paired_frames(
 
 def load_holdout(settings: Settings, run_id: str) -> pd.DataFrame | None:
     """The held-out features and target a run kept (``evaluation/holdout.parquet``), or None."""
-    from mlflow.exceptions import MlflowException
+    from flowscope.artifacts import ArtifactUnavailableError, downloaded
 
-    from flowscope.analysis.runs import client_for
-
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            local = client_for(settings).download_artifacts(run_id, HOLDOUT_ARTIFACT, folder)
-        except (MlflowException, OSError):
-            return None
-        return pd.read_parquet(Path(local))
+    try:
+        with downloaded(client_for(settings), run_id, HOLDOUT_ARTIFACT) as local:
+            return pd.read_parquet(local)
+    except ArtifactUnavailableError:
+        return None
 
 
 def predictions_frame(model: Any, holdout: pd.DataFrame, target: str, who: str) -> pd.DataFrame:

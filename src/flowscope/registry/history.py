@@ -11,33 +11,35 @@ when, noticing aliases that were moved outside flowscope in between.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowscope.artifacts import read_text_artifact
 from flowscope.errors import FlowscopeError
-from flowscope.registry.lifecycle import ALIASES
+from flowscope.mlflow_client import client_for
+from flowscope.registry.tags import (
+    ACTOR_TAG,
+    AFTER_TAG,
+    ALIASES,
+    AT_TAG,
+    BEFORE_TAG,
+    COMMAND_TAG,
+    MODEL_TAG,
+    OUTCOME_TAG,
+    POLICY_TAG,
+    SUMMARY_TAG,
+    WHY_TAG,
+)
 
 if TYPE_CHECKING:
     from mlflow.entities import Run as MlflowRun
 
     from flowscope.config import Settings
+    from flowscope.registry.plan import Plan
     from flowscope.registry.policy import Policy
-    from flowscope.registry.promotion import Plan
 
 __all__ = ["alias_timeline", "decision_history", "last_policy", "record_decision"]
 
-MODEL_TAG = "flowscope.lifecycle.model"
-OUTCOME_TAG = "flowscope.lifecycle.outcome"
-COMMAND_TAG = "flowscope.lifecycle.command"
-ACTOR_TAG = "flowscope.lifecycle.by"
-AT_TAG = "flowscope.lifecycle.at"
-POLICY_TAG = "flowscope.lifecycle.policy"
-BEFORE_TAG = "flowscope.lifecycle.aliases_before"
-AFTER_TAG = "flowscope.lifecycle.aliases_after"
-WHY_TAG = "flowscope.lifecycle.alias_reasons"
-SUMMARY_TAG = "flowscope.lifecycle.summary"
 DECISION_ARTIFACT = "lifecycle/decision.json"
 POLICY_ARTIFACT = "lifecycle/policy.yaml"
 _REASON_CHARS = 600  # per alias: run tags hold at most 8000 characters
@@ -112,8 +114,6 @@ def record_decision(
 
 
 def _runs(settings: Settings, model: str) -> list[MlflowRun]:
-    from flowscope.analysis.runs import client_for
-
     client = client_for(settings)
     experiment = client.get_experiment_by_name(settings.experiment_name(lifecycle_task(model)))
     if experiment is None:
@@ -146,16 +146,7 @@ def _loads(text: str | None) -> dict[str, Any] | None:
 
 
 def _artifact_text(settings: Settings, run_id: str, path: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    from flowscope.analysis.runs import client_for
-
-    with tempfile.TemporaryDirectory() as folder:
-        try:
-            local = client_for(settings).download_artifacts(run_id, path, folder)
-            return Path(local).read_text()
-        except (MlflowException, OSError):
-            return None
+    return read_text_artifact(client_for(settings), run_id, path)
 
 
 def decision_history(settings: Settings, model: str, *, details: bool = False) -> dict[str, Any]:
@@ -165,7 +156,7 @@ def decision_history(settings: Settings, model: str, *, details: bool = False) -
     An unknown model without any history is a :class:`NotFoundError`."""
     runs = _runs(settings, model)
     if not runs:
-        from flowscope.registry.lifecycle import read_model_state
+        from flowscope.registry.state import read_model_state
 
         read_model_state(settings, model)  # raises NotFoundError for an unknown model
     decisions = []

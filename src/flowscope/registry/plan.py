@@ -24,8 +24,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from flowscope.registry.lifecycle import ALIASES, ModelState, VersionState
 from flowscope.registry.policy import Gate, Policy, StageRule
+from flowscope.registry.state import ModelState, VersionState
+from flowscope.registry.tags import ALIASES
 
 if TYPE_CHECKING:
     from flowscope.registry.policy import BeatRule

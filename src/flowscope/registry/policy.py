@@ -48,6 +48,7 @@ from pydantic import (
 )
 
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.registry.tags import ALIASES
 
 __all__ = [
     "EVIDENCE",
@@ -63,7 +64,7 @@ __all__ = [
     "parse_policy",
 ]
 
-STAGES = ("staging", "production")
+STAGES = ALIASES  # a policy gates the states the lifecycle aliases hold
 EVIDENCE = ("signature", "evaluation", "explanations")
 OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,

@@ -14,9 +14,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError, NotFoundError
-from flowscope.registry.lifecycle import ALIASES, ModelState, VersionState
+from flowscope.mlflow_client import client_for
 from flowscope.registry.plan import Comparator, Plan, VersionDecision, plan_promotion
 from flowscope.registry.policy import Policy, PolicyError
+from flowscope.registry.state import ModelState, VersionState
+from flowscope.registry.tags import ALIASES, version_tags
 
 if TYPE_CHECKING:
     from flowscope.config import Settings
@@ -109,20 +111,15 @@ def promote(
     evaluation run in ``<model>-lifecycle``. ``dry_run`` plans and compares but changes and
     records nothing. Two promoters of one model are serialised by a registry lock: the one
     that does not get it within ``wait`` seconds records a ``busy`` attempt and raises
-    :class:`~flowscope.registry.lifecycle.LockBusyError`.
+    :class:`~flowscope.registry.lock.LockBusyError`.
 
     >>> promote(settings, "heart-disease", load_policy("policy.yaml")).plan.summary()
     ... # doctest: +SKIP
     '@production: v1 -> v2; archived v1'
     """
-    from flowscope.analysis.runs import client_for
     from flowscope.registry.history import record_decision
-    from flowscope.registry.lifecycle import (
-        LockBusyError,
-        RegistryLock,
-        actor,
-        read_model_state,
-    )
+    from flowscope.registry.lock import LockBusyError, RegistryLock, actor
+    from flowscope.registry.state import read_model_state
 
     evidence: dict[str, dict[str, Any]] = {}
     state = read_model_state(settings, model, evidence_cache=evidence)
@@ -181,9 +178,6 @@ def _apply(
 ) -> None:
     """Move the aliases, then tag each changed version with its state and decision."""
     from mlflow.exceptions import MlflowException
-
-    from flowscope.analysis.runs import client_for
-    from flowscope.registry.lifecycle import version_tags
 
     client = client_for(settings)
     try:

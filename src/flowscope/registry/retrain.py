@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flowscope.errors import FlowscopeError
+from flowscope.mlflow_client import client_for
+from flowscope.registry.tags import RETRAINED_FROM_TAG
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -33,9 +35,6 @@ if TYPE_CHECKING:
     from flowscope.registry.promotion import PromotionResult
 
 __all__ = ["RetrainResult", "champion_recipe", "holdout_split", "retrain"]
-
-RETRAINED_FROM_TAG = "flowscope.retrained_from"
-
 
 @dataclass
 class RetrainResult:
@@ -120,8 +119,8 @@ def retrain(
     from flowscope.modeling.train import train
     from flowscope.registry.champion import HOLDOUT_ARTIFACT
     from flowscope.registry.history import last_policy
-    from flowscope.registry.lifecycle import read_model_state
     from flowscope.registry.promotion import check_policy, promote
+    from flowscope.registry.state import read_model_state
 
     state = read_model_state(settings, model)
     champion = state.holder("production")
@@ -195,7 +194,6 @@ def retrain(
 
 
 def _task_of(settings: Settings, run_id: str | None) -> str | None:
-    from flowscope.analysis.runs import client_for
     from flowscope.tracking.run import TASK_TAG
 
     if not run_id:
@@ -204,8 +202,6 @@ def _task_of(settings: Settings, run_id: str | None) -> str | None:
 
 
 def _keep_holdout(settings: Settings, run_id: str, holdout: pd.DataFrame, artifact: str) -> None:
-    from flowscope.analysis.runs import client_for
-
     folder, _, name = artifact.rpartition("/")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / name

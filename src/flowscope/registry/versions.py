@@ -5,29 +5,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.mlflow_client import client_for
+from flowscope.registry.history import decision_history
+from flowscope.registry.tags import LIFECYCLE_TAG, LOCK_TAG
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
     from flowscope.config import Settings
 
-LIFECYCLE_TAG = "flowscope.lifecycle"
 _HEADLINE = ("accuracy", "f1", "roc_auc", "precision_1", "recall_1", "r2", "rmse", "pinball_0.5")
-
-
-def _client(settings: Settings) -> MlflowClient:
-    from flowscope.analysis.runs import client_for
-
-    return client_for(settings)
 
 
 def models_overview(settings: Settings) -> dict[str, Any]:
     """Every registered model: its versions count, aliases and last update."""
-    client = _client(settings)
+    client = client_for(settings)
     models = []
     for model in client.search_registered_models(max_results=1000):
-        if (model.tags or {}).get("flowscope.lock"):
-            continue  # a promotion's lock (registry/lifecycle.py), not a model
+        if (model.tags or {}).get(LOCK_TAG):
+            continue  # a promotion's lock (registry/lock.py), not a model
         versions = client.search_model_versions(f"name = '{_quote(model.name)}'")
         models.append(
             {
@@ -48,7 +44,7 @@ def model_detail(settings: Settings, name: str) -> dict[str, Any]:
     the headline metrics of its source run."""
     from mlflow.exceptions import MlflowException
 
-    client = _client(settings)
+    client = client_for(settings)
     try:
         model = client.get_registered_model(name)
     except MlflowException:
@@ -94,8 +90,6 @@ def _alias_history(settings: Settings, name: str) -> dict[str, Any]:
     """Which version held each lifecycle alias when, from the recorded promotions."""
     from mlflow.exceptions import MlflowException
 
-    from flowscope.registry.history import decision_history
-
     try:
         return dict(decision_history(settings, name)["aliases"])
     except MlflowException:  # a store that cannot search runs still shows its versions
@@ -114,7 +108,7 @@ def compare_versions(settings: Settings, name: str, numbers: list[str]) -> dict[
         raise NotFoundError(f"model {name!r} has no version {', '.join(unknown)}")
     if len(numbers) < 2:
         raise FlowscopeError("choose at least two versions to compare")
-    client = _client(settings)
+    client = client_for(settings)
     rows = []
     for number in numbers:
         version = by_number[number]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import io
-import re
 import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -19,7 +18,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flowscope.errors import FlowscopeError, NotFoundError
-from flowscope.reports._html import esc, md_table, number, page, table
+from flowscope.mlflow_client import client_for
+from flowscope.registry.uris import ModelRef
+from flowscope.reports._render import number, render
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 
 __all__ = ["deployed_report", "render_deployed"]
 
-_REF = re.compile(r"^(?P<name>[^@/]+)@(?P<alias>[\w\-]+)$")
 _PERCENTILES = (50, 90, 95, 99)
 
 
@@ -45,14 +45,11 @@ def deployed_report(
     used. Returns the report's data, the latency histogram as base64 PNG included."""
     from mlflow.exceptions import MlflowException
 
-    from flowscope.analysis.runs import client_for
-    from flowscope.registry.lifecycle import downloaded_model
+    from flowscope.registry.version_model import downloaded_model
     from flowscope.tracking.models import load_model
 
-    match = _REF.match(ref.strip())
-    if match is None:
-        raise FlowscopeError(f"{ref!r} is not MODEL@ALIAS (e.g. heart-disease@production)")
-    name, alias = match["name"], match["alias"]
+    parsed = ModelRef.parse(ref, versions=False)
+    name, alias = parsed.name, str(parsed.alias)
     client = client_for(settings)
     try:
         version = client.get_model_version_by_alias(name, alias)
@@ -144,37 +141,17 @@ def _histogram(latencies: np.ndarray, title: str) -> str:
 def render_deployed(data: dict[str, Any], fmt: str = "html") -> str:
     """The report as one self-contained ``html`` page or as ``markdown`` (the figure as a
     data URI image, which most markdown viewers show)."""
-    title = f"Deployed model: {data['model']}@{data['alias']} (v{data['version']})"
-    subtitle = f"{data['rows']} rows, target {data['target']}; generated {data['generated']}"
-    metrics = [[k, number(v)] for k, v in data["metrics"].items()]
-    latency = [[k, number(v, 3)] for k, v in data["latency"].items()]
-    image = f"data:image/png;base64,{data['histogram_png']}"
-    if fmt == "markdown":
-        return "\n".join(
-            [
-                f"# {title}",
-                "",
-                subtitle,
-                "",
-                "## Quality",
-                "",
-                md_table(["Metric", "Value"], metrics),
-                "",
-                "## Latency per sample",
-                "",
-                md_table(["Statistic", "Value"], latency),
-                "",
-                f"![latency distribution]({image})",
-                "",
-            ]
-        )
-    if fmt != "html":
-        raise FlowscopeError(f"{fmt!r} is not a report format; use html or markdown")
-    body = (
-        "<h2>Quality</h2>"
-        + table(["Metric", "Value"], metrics, (1,))
-        + "<h2>Latency per sample</h2>"
-        + table(["Statistic", "Value"], latency, (1,))
-        + f'<img alt="latency distribution of {esc(data["model"])}" src="{image}">'
+    return render(
+        "deployed",
+        fmt,
+        {
+            "title": f"Deployed model: {data['model']}@{data['alias']} (v{data['version']})",
+            "subtitle": (
+                f"{data['rows']} rows, target {data['target']}; generated {data['generated']}"
+            ),
+            "data": data,
+            "metric_rows": [[k, number(v)] for k, v in data["metrics"].items()],
+            "latency_rows": [[k, number(v, 3)] for k, v in data["latency"].items()],
+            "image": f"data:image/png;base64,{data['histogram_png']}",
+        },
     )
-    return page(title, body, subtitle)

@@ -8,7 +8,9 @@ import json
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from flowscope.reports._html import Raw, badge, esc, md_table, number, page, table, when
+from flowscope.mlflow_client import client_for
+from flowscope.registry.tags import DECISION_TAG, REASON_TAG
+from flowscope.reports._render import number, render, when
 
 if TYPE_CHECKING:
     from flowscope.config import Settings
@@ -25,9 +27,7 @@ def versions_report(settings: Settings, model: str) -> dict[str, Any]:
     """The report's data for ``model``: ``{"model", "generated", "versions", "metrics",
     "comparisons", "aliases", "decisions"}``, versions newest first. An unknown model is a
     :class:`~flowscope.errors.NotFoundError`."""
-    from flowscope.analysis.runs import client_for
     from flowscope.registry.history import decision_history
-    from flowscope.registry.lifecycle import DECISION_TAG, REASON_TAG
     from flowscope.registry.versions import model_detail
 
     detail = model_detail(settings, model)
@@ -123,13 +123,25 @@ def _comparison_row(version: dict[str, Any]) -> dict[str, Any]:
 
 def render_versions(data: dict[str, Any], fmt: str = "markdown") -> str:
     """The report as ``markdown`` or ``html`` (one self-contained page)."""
-    if fmt == "html":
-        return _html(data)
-    if fmt == "markdown":
-        return _markdown(data)
-    from flowscope.errors import FlowscopeError
-
-    raise FlowscopeError(f"{fmt!r} is not a report format; use markdown or html")
+    name = data["model"]["name"]
+    labels = [f"v{v['version']}" for v in data["versions"]]
+    return render(
+        "versions",
+        fmt,
+        {
+            "title": f"Model versions: {name}",
+            "subtitle": f"Generated {data['generated']} from {data['tracking_uri']}",
+            "data": data,
+            "version_headers": _VERSION_HEADERS,
+            "version_rows": _version_rows(data),
+            "metric_headers": ["Metric", *labels],
+            "metric_rows": _metric_table_rows(data),
+            "comparison_headers": _COMPARISON_HEADERS,
+            "comparison_rows": _comparison_table_rows(data),
+            "timeline_headers": _TIMELINE_HEADERS,
+            "timeline_rows": _timeline_rows(data),
+        },
+    )
 
 
 def _version_rows(data: dict[str, Any]) -> list[list[Any]]:
@@ -184,6 +196,7 @@ _COMPARISON_HEADERS = [
     "Rows",
     "Outcome",
 ]
+_TIMELINE_HEADERS = ["Alias", "Version", "Since", "Until", "By", "Why"]
 
 
 def _timeline_rows(data: dict[str, Any]) -> list[list[Any]]:
@@ -195,84 +208,3 @@ def _timeline_rows(data: dict[str, Any]) -> list[list[Any]]:
             who = span["by"] or ""
             rows.append([f"@{alias}", f"v{span['version']}", since, until, who, span["reason"]])
     return rows
-
-
-def _markdown(data: dict[str, Any]) -> str:
-    name = data["model"]["name"]
-    out = [f"# Model versions: {name}", ""]
-    out.append(f"Generated {data['generated']} from `{data['tracking_uri']}`.")
-    if data["model"].get("description"):
-        out += ["", data["model"]["description"]]
-    out += ["", "## Versions", "", md_table(_VERSION_HEADERS, _version_rows(data))]
-    labels = [f"v{v['version']}" for v in data["versions"]]
-    out += ["", "## Metrics", "", md_table(["Metric", *labels], _metric_table_rows(data))]
-    if data["comparisons"]:
-        out += ["", "## Champion versus challenger", ""]
-        out.append(md_table(_COMPARISON_HEADERS, _comparison_table_rows(data)))
-    out += ["", "## Promotion history", ""]
-    timeline = _timeline_rows(data)
-    if timeline:
-        out.append(md_table(["Alias", "Version", "Since", "Until", "By", "Why"], timeline))
-    else:
-        out.append("No promotion recorded yet (`flowscope promote MODEL --policy FILE`).")
-    for v in data["versions"]:
-        out += ["", f"### v{v['version']}: {v['stage']}", ""]
-        if v["description"]:
-            out += [v["description"], ""]
-        if v["reason"]:
-            out += [
-                f"**Rationale** ({v['decided_at'] or ''}, by {v['decided_by'] or '?'}, "
-                f"policy `{(v['policy_digest'] or '')[:12]}`): {v['reason']}",
-                "",
-            ]
-        if v["params"]:
-            out.append(md_table(["Parameter", "Value"], sorted(v["params"].items())))
-    return "\n".join(out) + "\n"
-
-
-def _html(data: dict[str, Any]) -> str:
-    name = data["model"]["name"]
-    parts = []
-    if data["model"].get("description"):
-        parts.append(f"<p>{esc(data['model']['description'])}</p>")
-    rows = _version_rows(data)
-    for row, version in zip(rows, data["versions"], strict=True):
-        row[1] = Raw(badge(version["stage"]))
-    parts += ["<h2>Versions</h2>", table(_VERSION_HEADERS, rows)]
-    labels = [f"v{v['version']}" for v in data["versions"]]
-    numeric = range(1, len(labels) + 1)
-    parts += ["<h2>Metrics</h2>", table(["Metric", *labels], _metric_table_rows(data), numeric)]
-    if data["comparisons"]:
-        parts.append("<h2>Champion versus challenger</h2>")
-        parts.append(table(_COMPARISON_HEADERS, _comparison_table_rows(data), range(2, 9)))
-    parts.append("<h2>Promotion history</h2>")
-    timeline = _timeline_rows(data)
-    if timeline:
-        parts.append(table(["Alias", "Version", "Since", "Until", "By", "Why"], timeline))
-    else:
-        parts.append("<p>No promotion recorded yet.</p>")
-    for v in data["versions"]:
-        parts.append(f"<h3>v{v['version']} {badge(v['stage'])}</h3>")
-        if v["description"]:
-            parts.append(f"<p>{esc(v['description'])}</p>")
-        if v["reason"]:
-            parts.append(
-                f"<p><strong>Rationale</strong> ({esc(v['decided_at'])}, by "
-                f"{esc(v['decided_by'])}, policy <code>{esc((v['policy_digest'] or '')[:12])}"
-                f"</code>): {esc(v['reason'])}</p>"
-            )
-        gates = [
-            [stage, g["gate"], number(g["value"]), Raw(_verdict(g["passed"]))]
-            for stage, results in v["gates"].items()
-            for g in results
-        ]
-        if gates:
-            parts.append(table(["Rule", "Gate", "Value", "Result"], gates, (2,)))
-        if v["params"]:
-            parts.append(table(["Parameter", "Value"], sorted(v["params"].items())))
-    subtitle = f"Generated {data['generated']} from {data['tracking_uri']}"
-    return page(f"Model versions: {name}", "".join(parts), subtitle)
-
-
-def _verdict(passed: bool) -> str:
-    return '<span class="pass">pass</span>' if passed else '<span class="fail">fail</span>'

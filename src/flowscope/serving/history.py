@@ -39,7 +39,7 @@ def inference_history(settings: Settings, name: str, limit: int = 200) -> dict[s
     """
     from mlflow.exceptions import MlflowException
 
-    from flowscope.serving.model import client_for
+    from flowscope.mlflow_client import client_for
 
     client = client_for(settings)
     try:

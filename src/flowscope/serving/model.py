@@ -9,7 +9,6 @@ reference the inference monitor measures drift against.
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import tempfile
 import time
@@ -17,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowscope.artifacts import read_json_artifact
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.mlflow_client import client_for
+from flowscope.registry.uris import ModelRef
 from flowscope.serving.fastpath import Predictor, compile_predictor
 from flowscope.serving.schema import InputSchema
 
@@ -28,35 +30,7 @@ if TYPE_CHECKING:
 
     from flowscope.config import Settings
 
-_REF = re.compile(r"^(?P<name>[^@/]+?)(?:@(?P<alias>[\w\-]+)|/(?P<version>\d+))$")
 PROFILE_ARTIFACT = "dataset/profile.json"
-
-
-@dataclass(frozen=True)
-class ModelRef:
-    """A registered model named by alias (``churn@champion``) or version (``churn/3``)."""
-
-    name: str
-    alias: str | None = None
-    version: str | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> ModelRef:
-        """Read ``MODEL@ALIAS`` or ``MODEL/VERSION``; anything else is a clear error."""
-        match = _REF.match(text.strip()) if isinstance(text, str) else None
-        if match is None:
-            raise FlowscopeError(
-                f"{text!r} names no model version; use MODEL@ALIAS (churn@champion) or "
-                "MODEL/VERSION (churn/3)"
-            )
-        return cls(match["name"], match["alias"], match["version"])
-
-    def __str__(self) -> str:
-        return f"{self.name}@{self.alias}" if self.alias else f"{self.name}/{self.version}"
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self}"
 
 
 @dataclass
@@ -156,12 +130,6 @@ class ServedModel:
         }
 
 
-def client_for(settings: Settings) -> MlflowClient:
-    from mlflow import MlflowClient
-
-    return MlflowClient(settings.tracking_uri, settings.registry_uri)
-
-
 def resolve_version(client: MlflowClient, ref: ModelRef) -> str:
     """The version ``ref`` names now; an unknown model, alias or version is a 404."""
     from mlflow.exceptions import MlflowException
@@ -244,13 +212,9 @@ def _profile(client: MlflowClient, run_id: str | None) -> dict[str, Any] | None:
     """The training dataset's profile; None when the run logged none (no drift then)."""
     if not run_id:
         return None
-    with tempfile.TemporaryDirectory(prefix="flowscope-profile-") as folder:
-        try:
-            local = client.download_artifacts(run_id, PROFILE_ARTIFACT, folder)
-            data: dict[str, Any] = json.loads(Path(local).read_text())
-            return data
-        except Exception:  # a plain MLflow model: served, without a drift reference
-            return None
+    # a plain MLflow model has none: it is served, without a drift reference
+    data = read_json_artifact(client, run_id, PROFILE_ARTIFACT)
+    return data if isinstance(data, dict) else None
 
 
 def _json(value: Any) -> Any:

@@ -17,7 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from flowscope.serving.model import ModelRef, client_for, load_served_model, resolve_version
+from flowscope.mlflow_client import client_for
+from flowscope.serving.model import ModelRef, load_served_model, resolve_version
 
 if TYPE_CHECKING:
     from flowscope.config import Settings

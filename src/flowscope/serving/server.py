@@ -11,7 +11,8 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from flowscope.serving.model import ModelRef, client_for, resolve_version
+from flowscope.mlflow_client import client_for
+from flowscope.serving.model import ModelRef, resolve_version
 
 if TYPE_CHECKING:
     from fastapi import FastAPI

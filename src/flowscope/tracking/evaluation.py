@@ -45,8 +45,8 @@ from sklearn.metrics import (
 )
 
 from flowscope.errors import FlowscopeError
-from flowscope.tracking import _evaluation_checks as checks
 from flowscope.tracking import _evaluation_curves as curves
+from flowscope.tracking import evaluation_checks as checks
 
 __all__ = [
     "Evaluation",

@@ -35,6 +35,7 @@ from mlflow.store.tracking.rest_store import RestStore
 from mlflow.tracking import MlflowClient
 
 from flowscope.config import Settings
+from flowscope.mlflow_client import client_for
 from flowscope.tracking import fastpath
 
 logger = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ class StoreAccess:
     @cached_property
     def client(self) -> MlflowClient:
         self.store  # noqa: B018  (creates a new SQLite store's tables under the lock first)
-        return MlflowClient(self.settings.tracking_uri, self.settings.registry_uri)
+        return client_for(self.settings)
 
     @property
     def store(self) -> AbstractStore:

@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flowscope._retry import Backoff
 from flowscope.config import Settings
 from flowscope.tracking.delivery import Delivery
 from flowscope.tracking.journal import Journal, decode, journal_paths, load_state
 from flowscope.tracking.store import StoreAccess
 
 logger = logging.getLogger(__name__)
+
+_FIRST_BACKOFF = 0.2
 
 
 @dataclass
@@ -120,7 +123,7 @@ def _deliver(
 ) -> str:
     delivery = Delivery(journal, access, live=False)
     started = time.monotonic()
-    backoff = 0.2
+    backoff = Backoff(_FIRST_BACKOFF, access.settings.max_backoff)
     while not delivery.finished:
         before = delivery.state.offset
         try:
@@ -128,10 +131,9 @@ def _deliver(
         except Exception:
             if deadline is not None and time.monotonic() - started > deadline:
                 raise
-            time.sleep(backoff)
-            backoff = min(backoff * 2, access.settings.max_backoff)
+            backoff.pause()
             continue
-        backoff = 0.2
+        backoff.reset()
         if on_progress is not None and delivery.state.offset > before:
             on_progress(delivery.state.offset - before)
     run_id = delivery.run_id or journal.local_id

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
+from flowscope._retry import Backoff
 from flowscope.tracking.delivery import Delivery, DeliveryStalled
 from flowscope.tracking.journal import Journal
 from flowscope.tracking.store import StoreAccess
@@ -51,7 +51,7 @@ class Writer:
             return 0
 
     def _loop(self) -> None:
-        backoff = _FIRST_BACKOFF
+        backoff = Backoff(_FIRST_BACKOFF, self.max_backoff)
         failing = False
         while True:
             self._wake.clear()
@@ -68,8 +68,7 @@ class Writer:
                         self.journal.path,
                     )
                 failing = True
-                time.sleep(backoff)
-                backoff = min(backoff * 2, self.max_backoff)
+                backoff.pause()
                 continue
             if self.delivery.run_id is not None:
                 self.created.set()
@@ -77,7 +76,7 @@ class Writer:
                 logger.warning("flowscope: delivery to the tracking store resumed")
                 failing = False
                 self.last_error = None
-            backoff = _FIRST_BACKOFF
+            backoff.reset()
             if self.delivery.finished:
                 self.journal.remove()
                 self.finished.set()

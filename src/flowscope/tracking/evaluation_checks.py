@@ -1,5 +1,9 @@
-"""Input checks for :mod:`flowscope.tracking.evaluation`: every bad input becomes one
-:class:`~flowscope.errors.FlowscopeError` naming the problem, before any metric is computed."""
+"""Input checks for evaluation: every bad input becomes one
+:class:`~flowscope.errors.FlowscopeError` naming the problem, before any metric is computed.
+
+Public because two packages check the same inputs the same way: logging an evaluation
+(:mod:`flowscope.tracking.evaluation`) and comparing two models' predictions
+(:mod:`flowscope.analysis.significance`)."""
 
 from __future__ import annotations
 

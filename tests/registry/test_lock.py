@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 
 from flowscope.config import Settings
 from flowscope.registry import LockBusyError, RegistryLock, decision_history, parse_policy, promote
-from flowscope.registry.lifecycle import LIFECYCLE_TAG, LOCK_SUFFIX
+from flowscope.registry.tags import LIFECYCLE_TAG, LOCK_SUFFIX
 from flowscope.registry.versions import models_overview
 from tests.conftest import make_settings
 from tests.registry.helpers import HEART_POLICY, heart_versions, snapshot

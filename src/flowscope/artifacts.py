@@ -1,0 +1,81 @@
+"""Reading a run's artifacts back: download one into a temporary folder, read it, forget it.
+
+MLflow's client downloads an artifact into a folder and returns the local path; the folder
+is the caller's to delete. :func:`downloaded` owns that folder for the length of a
+``with`` block, and the readers built on it answer None for an artifact that is not there,
+which is what most callers mean by "the run logged none". This module imports nothing of
+flowscope's but its errors, so any package can use it without an import cycle.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flowscope.errors import NotFoundError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+__all__ = [
+    "ArtifactUnavailableError",
+    "downloaded",
+    "read_json_artifact",
+    "read_text_artifact",
+]
+
+
+class ArtifactUnavailableError(NotFoundError):
+    """A run's artifact could not be downloaded: the run has none at that path, or the
+    store would not hand it over. ``reason`` is what the store said."""
+
+    def __init__(self, run_id: str, path: str, reason: str) -> None:
+        super().__init__(f"cannot read {path!r} of run {run_id}: {reason}")
+        self.run_id = run_id
+        self.path = path
+        self.reason = reason
+
+
+@contextmanager
+def downloaded(client: MlflowClient, run_id: str, path: str) -> Iterator[Path]:
+    """The local copy of artifact ``path`` (a file or a folder) of run ``run_id``, kept for
+    the ``with`` block and deleted after it; :class:`ArtifactUnavailableError` when it
+    cannot be downloaded.
+
+    >>> with downloaded(client, run_id, "evaluation/predictions.parquet") as local:
+    ...     frame = pd.read_parquet(local)  # doctest: +SKIP
+    """
+    from mlflow.exceptions import MlflowException
+
+    with tempfile.TemporaryDirectory(prefix="flowscope-artifact-") as folder:
+        try:
+            local = client.download_artifacts(run_id, path, folder)
+        except MlflowException as exc:
+            raise ArtifactUnavailableError(run_id, path, exc.message) from None
+        except OSError as exc:
+            raise ArtifactUnavailableError(run_id, path, str(exc)) from None
+        yield Path(local)
+
+
+def read_text_artifact(client: MlflowClient, run_id: str, path: str) -> str | None:
+    """The text of artifact ``path`` of the run; None when it is absent or unreadable."""
+    try:
+        with downloaded(client, run_id, path) as local:
+            return local.read_text()
+    except (ArtifactUnavailableError, OSError, UnicodeDecodeError):
+        return None
+
+
+def read_json_artifact(client: MlflowClient, run_id: str, path: str) -> Any | None:
+    """The parsed JSON artifact at ``path`` of the run; None when absent or not JSON."""
+    text = read_text_artifact(client, run_id, path)
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
