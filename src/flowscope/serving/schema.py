@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError
@@ -57,9 +57,14 @@ class Column:
 
 @dataclass(frozen=True)
 class InputSchema:
-    """The columns a served model takes, in the signature's order."""
+    """The columns a served model takes, in the signature's order.
+
+    ``extra_columns`` says what a request's columns outside the signature get: "refuse"
+    (flowscope's ``/predict``: a misspelt optional column would otherwise be imputed
+    without a word) or "ignore" (MLflow's ``/invocations``, which drops them)."""
 
     columns: tuple[Column, ...]
+    extra_columns: str = "refuse"
 
     @property
     def names(self) -> list[str]:
@@ -77,11 +82,15 @@ class InputSchema:
             columns.append(Column(str(spec.name), str(kind), bool(getattr(spec, "required", True))))
         return cls(tuple(columns))
 
+    def ignoring_extra_columns(self) -> InputSchema:
+        """This schema as MLflow's scoring server applies it: other columns are dropped."""
+        return replace(self, extra_columns="ignore")
+
     def check_names(self, names: Sequence[Any]) -> None:
-        """Refuse unknown columns, and required columns that are absent."""
+        """Refuse unknown columns (unless ignored), and required columns that are absent."""
         known = {column.name for column in self.columns}
         for name in names:
-            if name not in known:
+            if name not in known and self.extra_columns == "refuse":
                 raise SchemaError(f"unknown column {shown(name)}; the model takes {len(known)}")
         given = set(names)
         for column in self.columns:

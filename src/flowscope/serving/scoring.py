@@ -13,10 +13,12 @@ gives. Bad input is refused in MLflow's error shape, ``{"error_code": "BAD_REQUE
 (``/predict`` says 422), and the message names the problem without echoing the payload
 (MLflow's quotes it).
 
-Two differences are deliberate. An unknown column is refused, where MLflow drops it: a
-misspelt optional column would otherwise be imputed without a word. ``params`` must be
-a JSON object, and are not used: the pipelines flowscope serves take none, and MLflow
-too ignores params that a model's signature does not declare.
+Columns outside the signature are dropped, as MLflow drops them, so a client that sends
+whole rows of the training table (target and ids included) gets the same answer from
+either server; flowscope's own ``/predict`` refuses them instead. One difference is
+deliberate: ``params`` must be a JSON object, and are not used: the pipelines flowscope
+serves take none, and MLflow too ignores params that a model's signature does not
+declare.
 """
 
 from __future__ import annotations
@@ -53,7 +55,8 @@ def version() -> Response:
 
 def columns_of(body: bytes, media_type: str, schema: InputSchema) -> dict[str, list[Any]]:
     """The checked columns of an ``/invocations`` body of ``media_type`` (one of
-    :data:`CONTENT_TYPES`)."""
+    :data:`CONTENT_TYPES`); columns outside the signature are dropped, as MLflow does."""
+    schema = schema.ignoring_extra_columns()
     if media_type == "text/csv":
         return schema.checked_frame(read_csv(body, schema))
     return inputs_of(parse_json(body), schema)
