@@ -380,6 +380,22 @@ class StudyTracker:
                 }
             )
 
+    def abort(self, error: BaseException) -> None:
+        """End this worker's parent run FAILED (or KILLED when interrupted) with the error,
+        and the trial runs still open with it: nothing is left RUNNING."""
+        status = "KILLED" if isinstance(error, KeyboardInterrupt) else "FAILED"
+        with self._lock:
+            opened = list(self._open.values())
+            self._open.clear()
+            parent = self._parent
+        for run, _ in opened:
+            run.log_error(error)
+            run.end(status, timeout=0)
+            self._ended.append(run)
+        if parent is not None and parent.active:
+            parent.log_error(error)
+            parent.end(status)
+
     def finish(self, study: optuna.Study, *, timeout: float | None = None) -> StudySummary:
         """Write the study's summary on its parent run and end it; wait (at most
         ``timeout``, default ``flush_timeout``) until every run of this worker is delivered.
