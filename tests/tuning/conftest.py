@@ -38,3 +38,26 @@ def artifact_json(settings: Settings, run_id: str, path: str, tmp_path: Path) ->
 def metric_steps(settings: Settings, run_id: str, key: str) -> dict[int, float]:
     history = MlflowClient(settings.tracking_uri).get_metric_history(run_id, key)
     return {point.step: point.value for point in history}
+
+
+@pytest.fixture
+def optuna_postgres() -> Any:
+    """A second throwaway PostgreSQL database, for Optuna's study storage."""
+    import uuid
+
+    from tests.conftest import PG_ADMIN_DSN
+
+    psycopg = pytest.importorskip("psycopg")
+    name = f"flowscope_optuna_{uuid.uuid4().hex[:12]}"
+    try:
+        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -405,7 +405,7 @@ class StudyTracker:
         ``tuning/`` with their plots as PNG. Every worker that finishes writes it; the
         last one leaves the summary of the whole study.
         """
-        from flowscope.tuning.runs import attach_run, find_run_id, wait_delivered
+        from flowscope.tuning.runs import adopt_journal, attach_run, find_run_id, wait_delivered
         from flowscope.tuning.space import observed_space
         from flowscope.tuning.summary import log_summary, summarize
 
@@ -415,6 +415,10 @@ class StudyTracker:
             parent = self._parent
             if parent is not None and not parent.active:
                 parent = None  # finished before: write the summary again, attached
+            if parent is None and self._parent is None and self._parent_local_id is not None:
+                # the worker that created the parent died on this machine: go on in its
+                # journal, so that delivering that journal later cannot end the run KILLED
+                parent = adopt_journal(self.settings, self.task, "tuning", self._parent_local_id)
             if parent is None:
                 run_id = self.parent_run_id or study.user_attrs.get(names.PARENT_RUN_ID_ATTR)
                 if run_id is None and self._parent_local_id is not None:
