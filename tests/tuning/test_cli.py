@@ -129,3 +129,26 @@ def test_a_direction_against_the_existing_study_is_refused(
         load_settings(tracking_uri=f"sqlite:///{tmp_path}/mlflow.db"), "iris"
     )
     assert parent.info.status == "FINISHED" and len(trials) == 2
+
+
+@pytest.mark.slow
+def test_workers_share_the_default_sqlite_study(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Two worker processes of two threads each on SQLite beside the store: the study's
+    total exactly, one parent, no "database is locked"."""
+    code, out, err = flowscope(
+        capsys,
+        "tune", "--dataset", "iris", "--model", "knn", "--trials", "10",
+        "--workers", "2", "--n-jobs", "2", "--sampler", "random",
+    )  # fmt: skip
+    assert code == 0, err
+    assert (tmp_path / "optuna.db").exists()
+    settings = load_settings(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    parent, trials = study_runs(settings, "iris")
+    assert [int(run.data.tags["flowscope.trial_number"]) for run in trials] == list(range(10))
+    assert {run.data.tags["mlflow.parentRunId"] for run in trials} == {parent.info.run_id}
+    assert {run.info.status for run in trials} == {"FINISHED"}
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["trials_complete"] == 10
+    assert "10 trials, 10 complete" in out

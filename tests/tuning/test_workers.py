@@ -44,13 +44,14 @@ def test_three_workers_share_one_study_and_a_killed_workers_trial_fails(
     ]  # fmt: skip
     logs = [(tmp_path / f"worker-{index}.log").open("w") for index in range(3)]
     workers = [
-        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        for log in logs
+        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT) for log in logs
     ]
     try:
         _wait_for(
-            lambda: (marker.exists() and marker.read_text())
-            or all(worker.poll() is not None for worker in workers),
+            lambda: (
+                (marker.exists() and marker.read_text())
+                or all(worker.poll() is not None for worker in workers)
+            ),
             "the hanging trial",
         )
         pid = int(marker.read_text())

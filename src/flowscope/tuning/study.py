@@ -184,7 +184,11 @@ def tune(
     except BudgetSpent:
         pass
     settle_stale_trials(study)
-    summary = tracker.finish(study) if summarize else None
+    summary = None
+    if summarize:
+        summary = tracker.finish(study)
+    else:
+        tracker.wait_delivered()
     return TuneResult(study=study, parent_run_id=tracker.parent_run_id, summary=summary)
 
 

@@ -380,6 +380,15 @@ class StudyTracker:
                 }
             )
 
+    def wait_delivered(self, timeout: float | None = None) -> bool:
+        """Wait (at most ``timeout``, default ``flush_timeout``) until the trial runs this
+        worker ended are in the store; what is not stays in the journal."""
+        from flowscope.tuning.runs import wait_delivered
+
+        with self._lock:
+            ended = list(self._ended)
+        return wait_delivered(ended, self.settings.flush_timeout if timeout is None else timeout)
+
     def abort(self, error: BaseException) -> None:
         """End this worker's parent run FAILED (or KILLED when interrupted) with the error,
         and the trial runs still open with it: nothing is left RUNNING."""
@@ -395,6 +404,7 @@ class StudyTracker:
         if parent is not None and parent.active:
             parent.log_error(error)
             parent.end(status)
+        self.wait_delivered()
 
     def finish(self, study: optuna.Study, *, timeout: float | None = None) -> StudySummary:
         """Write the study's summary on its parent run and end it; wait (at most
