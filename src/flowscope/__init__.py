@@ -10,12 +10,21 @@ from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["FlowscopeError", "Run", "Settings", "__version__", "load_settings", "start_run"]
+__all__ = [
+    "FlowscopeError",
+    "Run",
+    "Settings",
+    "__version__",
+    "load_settings",
+    "start_run",
+    "tune",
+]
 
 if TYPE_CHECKING:
     from flowscope.config import Settings, load_settings
     from flowscope.errors import FlowscopeError
     from flowscope.tracking import Run, start_run
+    from flowscope.tuning import tune
 
 _LAZY = {
     "Run": "flowscope.tracking",
@@ -23,6 +32,7 @@ _LAZY = {
     "Settings": "flowscope.config",
     "load_settings": "flowscope.config",
     "FlowscopeError": "flowscope.errors",
+    "tune": "flowscope.tuning",
 }
 
 

@@ -135,6 +135,138 @@ def train(
         typer.echo("some records are still in the journal; `flowscope sync` delivers them")
 
 
+@app.command()
+def tune(
+    dataset: Annotated[
+        str, typer.Option(help="iris, wine, breast_cancer, diabetes, digits, or a CSV/XLSX file.")
+    ],
+    model: Annotated[str, typer.Option(help="Model type from the catalog.")],
+    trials: Annotated[int, typer.Option(help="Trials in the study, shared by all workers.")],
+    target: Annotated[
+        str | None, typer.Option(help="Target column (the built-in datasets know theirs).")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Start no trial after this many seconds.")
+    ] = None,
+    metric: Annotated[
+        str | None,
+        typer.Option(help="Metric to optimize (default: roc_auc, accuracy or rmse)."),
+    ] = None,
+    direction: Annotated[
+        str | None, typer.Option(help="max or min (default: the metric's own).")
+    ] = None,
+    space: Annotated[
+        Path | None, typer.Option(help="YAML search space (default: the catalog's).")
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="Study name (default: TASK-MODEL); resumed if it exists.")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            envvar="FLOWSCOPE_OPTUNA_STORAGE",
+            help="Optuna storage URL (default: sqlite:///optuna.db beside the store).",
+        ),
+    ] = None,
+    n_jobs: Annotated[int, typer.Option(help="Trials at once in each worker.")] = 1,
+    workers: Annotated[int, typer.Option(help="Worker processes to start here.")] = 1,
+    sampler: Annotated[str, typer.Option(help="tpe, random or cmaes.")] = "tpe",
+    pruner: Annotated[str, typer.Option(help="median, hyperband or none.")] = "median",
+    register: Annotated[
+        str | None, typer.Option(help="Register the refit best model under this name.")
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option(help="Task name: the experiment (default: the dataset's name).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the split, the models and the sampler.")] = 0,
+    heartbeat: Annotated[
+        int, typer.Option(help="Seconds between a worker's heartbeats (dead workers' trials fail).")
+    ] = 30,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Tune a catalog model with Optuna: the study is a run, each trial a child run; the
+    best configuration is refit, evaluated and logged."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from flowscope.tuning.catalog_study import TuneSpec, quiet_optuna, run_catalog_study
+
+    quiet_optuna()  # the progress bar says what Optuna's per-trial log lines would
+    spec = TuneSpec(
+        dataset=dataset,
+        model=model,
+        trials=trials,
+        target=target,
+        timeout=timeout,
+        metric=metric,
+        direction=direction,
+        space=str(space) if space else None,
+        study=study,
+        storage=storage,
+        n_jobs=n_jobs,
+        workers=workers,
+        sampler=sampler,
+        pruner=pruner,
+        register=register,
+        task=task,
+        seed=seed,
+        heartbeat=heartbeat,
+    )
+    settings = _settings(tracking_uri)
+    if not sys.stderr.isatty():  # piped: the summary lines are enough
+        outcome = run_catalog_study(spec, settings)
+    else:
+        from rich.console import Console
+
+        columns = (
+            TextColumn("tuning {task.fields[name]}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("best {task.fields[best]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, transient=True, console=Console(stderr=True)) as progress:
+            bar = progress.add_task("tune", total=trials, name=model, best="-")
+
+            def on_progress(done: int, total: int | None, best: float | None) -> None:
+                shown = "-" if best is None else f"{best:.4g}"
+                progress.update(bar, completed=done, total=total, best=shown)
+
+            outcome = run_catalog_study(spec, settings, on_progress)
+    counts = outcome.summary.counts
+    typer.echo(
+        f"study {outcome.study_name} (run {outcome.parent_run_id}): {counts['total']} trials, "
+        f"{counts['COMPLETE']} complete, {counts['PRUNED']} pruned, {counts['FAIL']} failed"
+    )
+    best = outcome.summary.best
+    if best is None:
+        typer.echo("no trial completed; nothing to refit")
+    else:
+        typer.echo(
+            f"best trial {best['number']}: {outcome.metric}={best['value']:.4g} {best['params']}"
+        )
+    if outcome.refit is not None:
+        shown = ", ".join(
+            f"{key}={outcome.refit.metrics[key]:.4g}"
+            for key in _HEADLINE
+            if key in outcome.refit.metrics
+        )
+        typer.echo(f"refit run {outcome.refit.run_id} on the test rows: {shown}")
+        if outcome.refit.registered_version:
+            typer.echo(f"registered {register} version {outcome.refit.registered_version}")
+    for error in outcome.worker_errors:
+        typer.echo(f"warning: {error}", err=True)
+    if outcome.worker_errors:
+        raise typer.Exit(1)
+
+
 @app.command("explain")
 def explain_run(
     run_id: Annotated[str, typer.Argument(help="Run whose logged model to explain.")],

@@ -43,14 +43,14 @@ _TREES: SearchSpace = {
     "min_samples_leaf": ("int", 1, 20),
     "max_features": ("float", 0.1, 1.0, False),
 }
+# colsample_bytree and subsample are LightGBM's feature_fraction and bagging_fraction
+# under the names its scikit-learn classes take.
 _LIGHTGBM_SPACE: SearchSpace = {
-    "n_estimators": ("int", 50, 500),
+    "num_leaves": ("int", 10, 100),
     "learning_rate": ("float", 0.01, 0.3, True),
-    "num_leaves": ("int", 8, 128),
-    "min_child_samples": ("int", 5, 100),
-    "subsample": ("float", 0.5, 1.0, False),
     "colsample_bytree": ("float", 0.5, 1.0, False),
-    "reg_lambda": ("float", 1e-3, 10.0, True),
+    "subsample": ("float", 0.5, 1.0, False),
+    "n_estimators": ("int", 50, 500),
 }
 _LIGHTGBM_DEFAULTS: Mapping[str, Any] = {
     "n_estimators": 100,
@@ -132,13 +132,11 @@ CATALOG: dict[str, ModelType] = {
                 "verbosity": 0,
             },
             {
-                "n_estimators": ("int", 50, 500),
+                "max_depth": ("int", 3, 15),
                 "learning_rate": ("float", 0.01, 0.3, True),
-                "max_depth": ("int", 2, 10),
-                "min_child_weight": ("float", 0.1, 10.0, True),
                 "subsample": ("float", 0.5, 1.0, False),
                 "colsample_bytree": ("float", 0.5, 1.0, False),
-                "reg_lambda": ("float", 1e-3, 10.0, True),
+                "n_estimators": ("int", 50, 500),
             },
         ),
         ModelType(

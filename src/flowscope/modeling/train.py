@@ -22,6 +22,11 @@ _SCALED_MODELS = {"knn", "logistic_regression", "ridge"}
 DEFAULT_THRESHOLDS = (0.5,)
 
 
+def scales_features(model_type: str) -> bool:
+    """True for the model types whose pipeline standardises numeric features."""
+    return model_type in _SCALED_MODELS
+
+
 @dataclass
 class TrainResult:
     """What one training run produced."""
@@ -184,7 +189,7 @@ def train(
     except ValueError as exc:
         raise FlowscopeError(f"cannot split the data into train and test sets: {exc}") from None
     pipeline = build_pipeline(
-        features, estimator, scale=model_type in _SCALED_MODELS, optional=optional
+        features, estimator, scale=scales_features(model_type), optional=optional
     )
 
     from flowscope.tracking import start_run

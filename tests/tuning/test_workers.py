@@ -1,0 +1,96 @@
+"""Many worker processes on one study in PostgreSQL: one parent, every trial once, and a
+killed worker's trial failed by the others."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import make_settings
+from tests.tuning.conftest import study_runs
+
+HANG_TRIAL = 3
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _wait_for(condition, what: str, deadline: float = 180.0) -> None:  # type: ignore[no-untyped-def]
+    limit = time.monotonic() + deadline
+    while not condition():
+        if time.monotonic() > limit:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_three_workers_share_one_study_and_a_killed_workers_trial_fails(
+    postgres_database: str, optuna_postgres: str, tmp_path: Path
+) -> None:
+    MlflowClient(postgres_database).search_experiments()  # the tracking store exists first
+    marker = tmp_path / "hanging.pid"
+    command = [
+        sys.executable, "-m", "tests.tuning.workers",
+        "--tracking-uri", postgres_database, "--root", str(tmp_path),
+        "--storage", optuna_postgres, "--study", "shared", "--trials", "24", "--n-jobs", "2",
+        "--hang-trial", str(HANG_TRIAL), "--marker", str(marker),
+    ]  # fmt: skip
+    logs = [(tmp_path / f"worker-{index}.log").open("w") for index in range(3)]
+    workers = [
+        subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT) for log in logs
+    ]
+    try:
+        _wait_for(
+            lambda: (
+                (marker.exists() and marker.read_text())
+                or all(worker.poll() is not None for worker in workers)
+            ),
+            "the hanging trial",
+        )
+        pid = int(marker.read_text())
+        killed = next(worker for worker in workers if worker.pid == pid)
+        os.kill(pid, signal.SIGKILL)
+        killed.wait(timeout=60)
+        for worker in workers:
+            if worker is not killed:
+                log = tmp_path / f"worker-{workers.index(worker)}.log"
+                assert worker.wait(timeout=300) == 0, log.read_text()
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+        for log in logs:
+            log.close()
+
+    study = optuna.load_study(study_name="shared", storage=optuna_postgres)
+    trials = study.get_trials()
+    assert len(trials) == 24
+    states = {trial.number: trial.state.name for trial in trials}
+    assert states[HANG_TRIAL] == "FAIL"
+    assert "RUNNING" not in states.values()
+    # only the trials the killed worker was running failed (its other thread's, at most)
+    assert list(states.values()).count("FAIL") <= 2
+
+    settings = make_settings(tmp_path, postgres_database)
+    parent, runs = study_runs(settings, "shared")
+    assert len(runs) == 24
+    assert [int(run.data.tags["flowscope.trial_number"]) for run in runs] == list(range(24))
+    assert {run.data.tags["mlflow.parentRunId"] for run in runs} == {parent.info.run_id}
+    assert study.user_attrs["flowscope.parent_run_id"] == parent.info.run_id
+    expected = {"COMPLETE": "FINISHED", "FAIL": "FAILED"}
+    assert {run.info.status for run in runs} <= {"FINISHED", "FAILED"}
+    for run in runs:
+        assert run.info.status == expected[states[int(run.data.tags["flowscope.trial_number"])]]
+    hanging = runs[HANG_TRIAL]
+    assert hanging.data.tags["flowscope.trial_state"] == "FAIL"
+    assert "stopped sending heartbeats" in hanging.data.tags["flowscope.error"]
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["best_value"] == study.best_value
+    assert parent.data.metrics["trials_total"] == 24
