@@ -9,9 +9,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+
+from tests.servers import MlflowServer
 
 
 def flowscope(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -133,3 +137,130 @@ def test_ui_get_prints_json_and_fails_on_errors(workspace: Path) -> None:
     missing = flowscope(workspace, "ui", "--get", "/runs/nope.json")
     assert missing.returncode == 1
     assert json.loads(missing.stdout)["status"] == 404
+
+
+T0 = 1_700_000_000_000
+
+
+def _seed_runs(tracking_uri: str, task: str, runs: list[dict[str, Any]]) -> list[str]:
+    """Runs through plain MlflowClient, one second apart in list order: each a dict with
+    ``name``, optional ``kind``, ``params`` and ``history`` (metric -> values by step)."""
+    client = MlflowClient(tracking_uri)
+    experiment = client.create_experiment(task)
+    ids = []
+    for second, spec in enumerate(runs):
+        tags = {"flowscope.kind": spec["kind"]} if spec.get("kind") else {}
+        start = T0 + second * 1000
+        run = client.create_run(experiment, start_time=start, tags=tags, run_name=spec["name"])
+        metrics = [
+            Metric(key, value, start + step, step)
+            for key, values in spec.get("history", {}).items()
+            for step, value in enumerate(values)
+        ]
+        params = [Param(key, value) for key, value in spec.get("params", {}).items()]
+        client.log_batch(run.info.run_id, metrics=metrics, params=params)
+        client.set_terminated(run.info.run_id, end_time=start + 500)
+        ids.append(run.info.run_id)
+    return ids
+
+
+_SWEEP = [
+    {"name": "trial-1", "kind": "trial"},
+    {"name": "trial-2", "kind": "trial"},
+    {"name": "study", "kind": "tuning"},
+    {"name": "refit"},
+]
+
+
+def test_runs_limit_counts_only_the_kind_asked(workspace: Path) -> None:
+    """Two trials, newer runs of other kinds: --kind trial --limit 1 is the newest trial."""
+    _seed_runs(f"sqlite:///{workspace / 'mlflow.db'}", "sweep", _SWEEP)
+    for kind, expected in (("trial", ["trial-2"]), ("tuning", ["study"]), ("training", ["refit"])):
+        done = flowscope(workspace, "runs", "sweep", "--kind", kind, "--limit", "1", "-f", "json")
+        assert done.returncode == 0, done.stderr
+        assert [row["run_name"] for row in json.loads(done.stdout)] == expected
+    done = flowscope(workspace, "runs", "sweep", "--kind", "trial", "-f", "json")
+    assert [row["run_name"] for row in json.loads(done.stdout)] == ["trial-2", "trial-1"]
+
+
+@pytest.mark.server
+def test_runs_limit_on_a_tracking_server(workspace: Path, mlflow_server: MlflowServer) -> None:
+    _seed_runs(mlflow_server.url, "sweep", _SWEEP)
+    done = flowscope(
+        workspace,
+        *("runs", "sweep", "--kind", "trial", "--limit", "1", "-f", "json"),
+        *("--tracking-uri", mlflow_server.url),
+    )
+    assert done.returncode == 0, done.stderr
+    assert [row["run_name"] for row in json.loads(done.stdout)] == ["trial-2"]
+
+
+def test_best_ranks_by_last_min_or_max_value(workspace: Path) -> None:
+    ids = _seed_runs(
+        f"sqlite:///{workspace / 'mlflow.db'}",
+        "steps",
+        [
+            {"name": "a", "history": {"acc": [0.5, 0.9]}},
+            {"name": "b", "history": {"acc": [0.95, 0.6]}},
+            {"name": "c", "history": {"acc": [0.7]}},
+            {"name": "d", "history": {"acc": [0.9]}},  # ties a on the last value, started later
+            {"name": "e", "history": {"acc": [float("nan")]}},
+            {"name": "f", "history": {"loss": [0.1]}},
+        ],
+    )
+
+    def best(*args: str) -> dict[str, Any]:
+        done = flowscope(workspace, "best", "steps", "--metric", "acc", "-f", "json", *args)
+        assert done.returncode == 0, done.stderr
+        return dict(json.loads(done.stdout))
+
+    last = best()
+    assert (last["winner"]["run_id"], last["value"], last["scored_by"]) == (ids[0], 0.9, "last")
+    assert last["tie_break"] == "2 runs share acc = 0.9; the earliest started wins"
+    assert (last["considered"], last["without_metric"]) == (6, 2)
+    highest = best("--value", "max")
+    assert (highest["winner"]["run_name"], highest["value"]) == ("b", 0.95)
+    assert highest["winner"]["metrics.acc"] == 0.6  # the row still shows the last value
+    lowest = best("--value", "min", "--min")
+    assert (lowest["winner"]["run_name"], lowest["value"], lowest["direction"]) == ("a", 0.5, "min")
+    table = flowscope(workspace, "best", "steps", "--metric", "acc", "--value", "max")
+    assert "with acc (max over steps) = 0.95" in table.stdout
+    bad = flowscope(workspace, "best", "steps", "--metric", "acc", "--value", "median")
+    assert bad.returncode == 1 and "value must be one of last, min, max" in bad.stderr
+
+
+def test_csv_keeps_numbers_and_neutralises_formulas(workspace: Path) -> None:
+    (run_id,) = _seed_runs(
+        f"sqlite:///{workspace / 'mlflow.db'}",
+        "cells",
+        [
+            {
+                "name": '=HYPERLINK("http://x")',
+                "params": {
+                    "max_depth": "-1",
+                    "learning_rate": "-0.5",
+                    "tol": "1e-3",
+                    "shift": "+3",
+                    "dde": "-1+cmd|' /C calc'!A0",
+                    "total": "@SUM(1)",
+                },
+                "history": {"margin": [-2.5]},
+            }
+        ],
+    )
+    listed = flowscope(workspace, "runs", "cells", "-f", "csv")
+    assert listed.returncode == 0, listed.stderr
+    out = workspace / "cells.csv"
+    ranked = flowscope(workspace, "best", "cells", "--metric", "margin", "--csv", str(out))
+    assert ranked.returncode == 0, ranked.stderr
+    for text in (listed.stdout, out.read_text()):
+        (row,) = list(csv.DictReader(io.StringIO(text)))
+        assert row["run_id"] == run_id
+        assert row["params.max_depth"] == "-1"
+        assert row["params.learning_rate"] == "-0.5"
+        assert row["params.tol"] == "1e-3"
+        assert row["params.shift"] == "+3"
+        assert row["metrics.margin"] == "-2.5"
+        assert row["run_name"] == '\'=HYPERLINK("http://x")'
+        assert row["params.dde"] == "'-1+cmd|' /C calc'!A0"
+        assert row["params.total"] == "'@SUM(1)"

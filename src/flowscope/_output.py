@@ -5,17 +5,28 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 FORMATS = ("table", "json", "csv")
 _PREFIXES = ("metrics.", "params.", "tags.")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A plain decimal number, as a spreadsheet reads one: "-1", "+3", "-0.5", "-.5", "-1e-3".
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 
 
 def safe_cell(value: Any) -> Any:
-    """A CSV cell that a spreadsheet will not run as a formula (OWASP's advice: prefix ')."""
+    """A CSV cell that a spreadsheet will not run as a formula (OWASP's advice: prefix ').
+
+    Only text is neutralised: a signed number (LightGBM's ``max_depth=-1``, a negative
+    metric) reads as that number in every spreadsheet and stays as it is; anything else
+    that starts with ``= + - @``, a tab or a carriage return gets the quote.
+    """
     if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        if _NUMBER.fullmatch(value):
+            return value
         return "'" + value
     return value
 
@@ -40,7 +51,8 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = No
 
 
 def to_json(data: Any) -> str:
-    return json.dumps(data, indent=2, default=str, allow_nan=False)
+    """Indented JSON; NaN and infinite numbers, which JSON cannot hold, become null."""
+    return json.dumps(_json_value(data), indent=2, default=str, allow_nan=False)
 
 
 def _plain(value: Any) -> Any:
@@ -68,7 +80,7 @@ def render(
     """Print-ready text for ``json`` and ``csv``; for ``table``, print a rich table and
     return None."""
     if fmt == "json":
-        return to_json([{key: _json_value(value) for key, value in row.items()} for row in rows])
+        return to_json([dict(row) for row in rows])
     if fmt == "csv":
         return to_csv(rows, columns)
     if fmt != "table":
@@ -89,6 +101,10 @@ def render(
 
 
 def _json_value(value: Any) -> Any:
-    if isinstance(value, float) and value != value:
-        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {key: _json_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(item) for item in value]
     return value

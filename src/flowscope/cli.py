@@ -300,16 +300,19 @@ def runs(
     where: Annotated[
         str | None, typer.Option(help='MLflow filter, e.g. "metrics.accuracy > 0.9".')
     ] = None,
-    limit: Annotated[int, typer.Option(help="At most this many runs.")] = 100,
+    limit: Annotated[int, typer.Option(help="At most this many runs (of the kind asked).")] = 100,
     fmt: Format = "table",
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """List the runs of a task, newest first."""
+    """List the runs of a task (its predictions' runs included), newest first."""
     from flowscope._output import render
-    from flowscope.analysis import run_rows, search_runs
+    from flowscope.analysis.query import reading_runs
+    from flowscope.analysis.task_runs import list_task_runs
 
     _check_format(fmt)
-    rows = run_rows(search_runs(_settings(tracking_uri), task, kind=kind, where=where, limit=limit))
+    settings = _settings(tracking_uri)
+    with reading_runs(settings) as store:
+        rows = list_task_runs(store, settings, task, kind=kind, where=where, limit=limit)
     columns = None
     if fmt == "table":  # a terminal has room for the headline metrics, not every column
         present = {key for row in rows for key in row}
@@ -331,6 +334,12 @@ def best(
             show_default=False,
         ),
     ] = None,
+    value: Annotated[
+        str,
+        typer.Option(
+            help="Rank by the metric's last value, or its min or max over the run's steps."
+        ),
+    ] = "last",
     where: Annotated[
         str | None, typer.Option(help='Constraint in MLflow syntax: "metrics.recall_1 >= 0.9".')
     ] = None,
@@ -340,27 +349,33 @@ def best(
     fmt: Format = "table",
     tracking_uri: TrackingUri = None,
 ) -> None:
-    """Find the best run of a task and show its params, metrics and confusion matrix."""
+    """Find the best training run of a task and show its params, metrics and confusion
+    matrix. Runs without the metric (or with NaN) are left out; ties go to the earliest."""
     from flowscope._output import render, to_csv, to_json
-    from flowscope.analysis import best_run, run_rows, search_runs
     from flowscope.analysis.artifacts import confusion_matrix_of
+    from flowscope.analysis.query import reading_runs
+    from flowscope.analysis.task_runs import best_task_run, every_run_ranked
 
     _check_format(fmt)
     settings = _settings(tracking_uri)
-    rows = run_rows(search_runs(settings, task, kind="training", where=where))
     direction = None if maximize is None else ("max" if maximize else "min")
-    result = best_run(rows, metric, direction, constraints=where)
-    if csv is not None:
-        csv.write_text(to_csv(result.ranking + [r for r in rows if r not in result.ranking]))
+    with reading_runs(settings) as store:
+        result = best_task_run(
+            store, settings, task, metric=metric, direction=direction, value=value, where=where
+        )
+        if csv is not None:
+            ranked = every_run_ranked(store, settings, task, result, value=value, where=where)
+            csv.write_text(to_csv(ranked))
     matrix = confusion_matrix_of(settings, str(result.winner["run_id"]))
     if fmt == "json":
-        _print(to_json({**result.as_dict(), "confusion_matrix": matrix}))
+        _print(to_json({**result.as_dict(), "scored_by": value, "confusion_matrix": matrix}))
         return
     winner = result.winner
+    scored = metric if value == "last" else f"{metric} ({value} over steps)"
     typer.echo(
-        f"best run of {task} by {metric} ({result.direction}imum"
+        f"best run of {task} by {scored} ({result.direction}imum"
         + (f", where {where}" if where else "")
-        + f"): {winner['run_name']} ({winner['run_id']}) with {metric} = {result.value:.6g}"
+        + f"): {winner['run_name']} ({winner['run_id']}) with {scored} = {result.value:.6g}"
     )
     typer.echo(f"{result.considered} runs considered, {result.without_metric} without {metric}")
     if result.tie_break:
@@ -378,8 +393,8 @@ def best(
         _print(render(grid, fmt, title="confusion matrix"))
     if result.runners_up:
         up = [
-            {"run": row["run_name"], "run_id": row["run_id"], metric: row[f"metrics.{metric}"]}
-            for row in result.runners_up
+            {"run": row["run_name"], "run_id": row["run_id"], scored: score}
+            for row, score in zip(result.runners_up, result.scores[1:], strict=True)
         ]
         _print(render(up, fmt, title="runners-up"))
 

@@ -194,17 +194,19 @@ def is_seeded(settings: Settings) -> bool:
 
 def demo_summary(settings: Settings) -> list[str]:
     """One line per demo task naming its best run."""
-    from flowscope.analysis import best_run, run_rows, search_runs
+    from flowscope.analysis import best_task_run
+    from flowscope.analysis.query import reading_runs
 
     summary = []
     metrics = {job.task: job.metric for job in demo_jobs()}
-    for task, metric in metrics.items():
-        result = best_run(run_rows(search_runs(settings, task)), metric)
-        winner = result.winner
-        summary.append(
-            f"{task}: best run {winner['run_name']} ({winner['run_id']}) with "
-            f"{metric} = {result.value:.4f} ({result.direction}imum over {result.considered} runs)"
-        )
+    with reading_runs(settings) as store:
+        for task, metric in metrics.items():
+            result = best_task_run(store, settings, task, metric=metric)
+            winner = result.winner
+            summary.append(
+                f"{task}: best run {winner['run_name']} ({winner['run_id']}) with {metric} = "
+                f"{result.value:.4f} ({result.direction}imum over {result.considered} runs)"
+            )
     return summary
 
 

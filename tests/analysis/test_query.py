@@ -19,15 +19,9 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.entities import Run as MlflowRun
 
+from flowscope.analysis import run_row
 from flowscope.analysis.best import best_run
-from flowscope.analysis.query import (
-    ClientRunStore,
-    RunStore,
-    SqlRunStore,
-    client_row,
-    open_run_store,
-)
-from flowscope.analysis.runs import run_row
+from flowscope.analysis.query import ClientRunStore, RunStore, SqlRunStore, open_run_store
 from flowscope.config import Settings
 from flowscope.errors import FlowscopeError, NotFoundError
 from tests.conftest import make_settings
@@ -254,9 +248,7 @@ def test_search_over_two_experiments_and_rows_equal_mlflows(
             assert page.total == len(expected)
             assert page.order_by == list(order_by or [])
             for row, run in zip(page.rows, expected, strict=True):
-                assert _same_row(row, client_row(run))
-                # the columns of run_row, with the same values
-                assert _same_row({k: row[k] for k in run_row(run)}, run_row(run))
+                assert _same_row(row, run_row(run))
     rows = sql_store.search(both, page_size=1000).rows
     by_id = {row["run_id"]: row for row in rows}
     plain = by_id[seeded.run_ids[0]]
@@ -337,7 +329,7 @@ def test_best_equals_best_run_on_all_rows(
     for metric, direction, kind, filter_string in cases:
         runs = _mlflow_runs(seeded, [seeded.main], filter_string, kind=kind)
         expected = best_run(
-            [client_row(run) for run in runs],
+            [run_row(run) for run in runs],
             metric,
             direction,
             constraints=filter_string or None,
@@ -369,7 +361,7 @@ def test_best_over_history_equals_get_metric_history(
     pick = max if value == "max" else min
     rows = []
     for run in _mlflow_runs(seeded, [seeded.main], kind="training"):
-        row = client_row(run)
+        row = run_row(run)
         history = seeded.client.get_metric_history(run.info.run_id, "val")
         row["metrics.val"] = pick(point.value for point in history)
         rows.append(row)
@@ -410,7 +402,7 @@ def test_experiments_runs_and_keys(
         rows = store.runs(wanted)
         assert [row["run_id"] for row in rows] == wanted
         for row, run_id in zip(rows, wanted, strict=True):
-            assert _same_row(row, client_row(seeded.client.get_run(run_id)))
+            assert _same_row(row, run_row(seeded.client.get_run(run_id)))
         with pytest.raises(NotFoundError, match=seeded.deleted[0]):
             store.runs([seeded.run_ids[0], seeded.deleted[0]])
         with pytest.raises(NotFoundError, match="0123456789abcdef"):

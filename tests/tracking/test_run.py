@@ -148,7 +148,8 @@ def test_artifacts_dataset_environment_and_model(
 def test_plain_mlflow_sees_runs_and_flowscope_reads_plain_runs(
     store_settings: flowscope.Settings,
 ) -> None:
-    from flowscope.analysis import run_rows, search_runs
+    from flowscope.analysis import list_task_runs
+    from flowscope.analysis.query import reading_runs
 
     client = _client(store_settings)
     with flowscope.start_run("shared", run_name="ours", settings=store_settings) as run:
@@ -157,7 +158,8 @@ def test_plain_mlflow_sees_runs_and_flowscope_reads_plain_runs(
     plain = client.create_run(experiment_id, run_name="plain")
     client.log_metric(plain.info.run_id, "accuracy", 0.9)
     client.set_terminated(plain.info.run_id)
-    rows = {row["run_name"]: row for row in run_rows(search_runs(store_settings, "shared"))}
+    with reading_runs(store_settings) as store:
+        rows = {row["run_name"]: row for row in list_task_runs(store, store_settings, "shared")}
     assert rows["plain"]["kind"] == "training"  # no kind tag counts as training
     assert rows["ours"]["metrics.accuracy"] == 0.8
     assert rows["plain"]["metrics.accuracy"] == 0.9

@@ -11,10 +11,16 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from flowscope.analysis.best import best_run
-from flowscope.analysis.runs import run_rows, search_runs
+from flowscope.analysis import best_run, run_row
 from flowscope.config import Settings
 from tests.web.conftest import XSS_NAME, experiment_id
+
+
+def _rows(settings: Settings, task: str, where: str = "") -> list[dict[str, object]]:
+    """The task's runs as plain MLflow lists them, as rows."""
+    mlflow_client = MlflowClient(settings.tracking_uri)
+    experiment = mlflow_client.get_experiment_by_name(task)
+    return [run_row(r) for r in mlflow_client.search_runs([experiment.experiment_id], where)]
 
 
 def test_pages_and_json_twins_share_one_dict(client) -> None:
@@ -45,7 +51,7 @@ def test_runs_page_tabs_summary_sort_and_paging(client, seeded: Settings) -> Non
     iris = experiment_id(client, "iris")
     data = client.get(f"/experiments/{iris}.json", params={"page_size": 2}).json()
     tabs = {tab["name"]: tab["count"] for tab in data["tabs"]}
-    rows = run_rows(search_runs(seeded, "iris"))
+    rows = _rows(seeded, "iris")
     assert tabs["training"] == len(rows)
     assert tabs["inference"] == 1  # the task's inference runs live in iris-inference
     assert tabs["all"] == len(rows) + 1
@@ -98,17 +104,38 @@ def test_csv_export_is_safe_from_formula_injection(client, seeded: Settings) -> 
     import flowscope
 
     with flowscope.start_run("csv-check", run_name='=HYPERLINK("x")', settings=seeded) as run:
-        run.log_params({"cmd": "+SUM(A1)", "lr": "-0.5"})
+        run.log_params(
+            {
+                "cmd": "+SUM(A1)",
+                "dde": "-1+cmd|' /C calc'!A0",
+                "at": "@SUM(1)",
+                "tab": "\t=1+1",
+                "lr": "-0.5",
+                "max_depth": "-1",  # LightGBM's "no limit"
+                "tol": "1e-3",
+                "shift": "+3",
+                "eps": "-1e-06",
+            }
+        )
         run.log_metrics({"loss": -1.5})
     exp = experiment_id(client, "csv-check")
     response = client.get(f"/experiments/{exp}/runs.csv")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
     (row,) = list(csv.DictReader(io.StringIO(response.text)))
+    # text a spreadsheet would run as a formula gets the quote
     assert row["run_name"] == '\'=HYPERLINK("x")'
     assert row["params.cmd"] == "'+SUM(A1)"
-    assert row["params.lr"] == "'-0.5"
-    assert float(row["metrics.loss"]) == -1.5  # numbers stay numbers
+    assert row["params.dde"] == "'-1+cmd|' /C calc'!A0"
+    assert row["params.at"] == "'@SUM(1)"
+    assert row["params.tab"] == "'\t=1+1"
+    # numbers stay numbers, signed or not, logged as params or metrics
+    assert row["params.lr"] == "-0.5"
+    assert row["params.max_depth"] == "-1"
+    assert row["params.tol"] == "1e-3"
+    assert row["params.shift"] == "+3"
+    assert row["params.eps"] == "-1e-06"
+    assert float(row["metrics.loss"]) == -1.5
 
 
 def test_best_run_matches_ranking_every_run(client, seeded: Settings) -> None:
@@ -117,7 +144,7 @@ def test_best_run_matches_ranking_every_run(client, seeded: Settings) -> None:
     data = client.get(
         f"/experiments/{cancer}/best.json", params={"metric": "f1", "where": where}
     ).json()
-    expected = best_run(run_rows(search_runs(seeded, "breast-cancer", where=where)), "f1")
+    expected = best_run(_rows(seeded, "breast-cancer", where), "f1")
     assert data["winner"]["run_id"] == expected.winner["run_id"]
     assert data["direction"] == "max"
     assert where in data["statement"]

@@ -1,6 +1,15 @@
-"""Querying runs, the best run, and differences between runs."""
+"""Reading runs (one path: :mod:`flowscope.analysis.query`), the best run, significance,
+differences between runs."""
 
+from flowscope.analysis._rows import run_row
 from flowscope.analysis.best import BestRun, best_run, default_direction
-from flowscope.analysis.runs import run_row, run_rows, search_runs
+from flowscope.analysis.task_runs import best_task_run, list_task_runs
 
-__all__ = ["BestRun", "best_run", "default_direction", "run_row", "run_rows", "search_runs"]
+__all__ = [
+    "BestRun",
+    "best_run",
+    "best_task_run",
+    "default_direction",
+    "list_task_runs",
+    "run_row",
+]

@@ -3,25 +3,24 @@ what the SQL store does not translate."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from flowscope.analysis import _sql
 from flowscope.analysis._rows import (
     MAX_PAGE_SIZE,
     RunPage,
-    check_best,
     check_kind,
     check_page,
     experiment_ints,
-    make_row,
     metric_summary,
+    run_row,
     shown_tag,
 )
-from flowscope.analysis.best import BestRun, best_run
-from flowscope.analysis.runs import DEFAULT_KIND, KIND_TAG
+from flowscope.analysis.best import BestRun, best_run, check_best, is_score
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.tracking.kinds import DEFAULT_KIND, KIND_TAG, run_kind
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -35,12 +34,19 @@ class ClientRunStore:
     for tracking servers, and for what :class:`SqlRunStore` does not translate."""
 
     def __init__(self, settings: Settings, client: MlflowClient | None = None) -> None:
-        from flowscope.analysis.runs import client_for
+        from flowscope.mlflow_client import client_for
 
         self._client = client or client_for(settings)
 
     def close(self) -> None:
         """Nothing to release; here so both stores can be closed alike."""
+
+    def experiment_id_named(self, name: str) -> str | None:
+        """The id of the active experiment called ``name``, if there is one."""
+        experiment = self._client.get_experiment_by_name(name)
+        if experiment is None or experiment.lifecycle_stage != "active":
+            return None
+        return str(experiment.experiment_id)
 
     def _experiments(self, experiment_ids: Sequence[str]) -> list[str]:
         experiment_ints(experiment_ids)
@@ -97,7 +103,7 @@ class ClientRunStore:
         except MlflowException as exc:
             raise FlowscopeError(f"bad filter or order_by: {exc.message}") from None
         if kind is not None:
-            runs = [run for run in runs if str(run.data.tags.get(KIND_TAG, DEFAULT_KIND)) == kind]
+            runs = [run for run in runs if run_kind(run.data.tags) == kind]
         return runs
 
     def experiments(self) -> list[dict[str, Any]]:
@@ -126,7 +132,7 @@ class ClientRunStore:
         by_kind: dict[str, int] = {}
         times = []
         for run in runs:
-            kind = str(run.data.tags.get(KIND_TAG, DEFAULT_KIND))
+            kind = run_kind(run.data.tags)
             by_kind[kind] = by_kind.get(kind, 0) + 1
             times += [t for t in (run.info.start_time, run.info.end_time) if t]
         return {
@@ -152,7 +158,7 @@ class ClientRunStore:
         check_page(page, page_size)
         runs = self._all_runs(experiment_ids, kind, filter_string, order_by)
         start = (page - 1) * page_size
-        rows = [client_row(run) for run in runs[start : start + page_size]]
+        rows = [run_row(run) for run in runs[start : start + page_size]]
         return RunPage(rows, len(runs), page, page_size, list(order_by or []))
 
     def summary(
@@ -170,8 +176,8 @@ class ClientRunStore:
         runs = self._all_runs(experiment_ids, kind, filter_string)
         by_kind: dict[str, int] = {}
         for run in runs:
-            run_kind = str(run.data.tags.get(KIND_TAG, DEFAULT_KIND))
-            by_kind[run_kind] = by_kind.get(run_kind, 0) + 1
+            kind_of_run = run_kind(run.data.tags)
+            by_kind[kind_of_run] = by_kind.get(kind_of_run, 0) + 1
         stats = None
         if metric is not None:
             values = [run.data.metrics[metric] for run in runs if metric in run.data.metrics]
@@ -191,29 +197,35 @@ class ClientRunStore:
     ) -> BestRun:
         """The best run as :meth:`SqlRunStore.best` finds it, from every matching run."""
         direction = check_best(metric, direction, value, runners_up)
-        rows = [client_row(run) for run in self._all_runs(experiment_ids, kind, filter_string)]
-        column = f"metrics.{metric}"
-        scored = rows
-        if value != "last":
-            pick = max if value == "max" else min
-            scored = []
-            for row in rows:
-                copy = {k: v for k, v in row.items() if k != column}
-                if column in row:
-                    history = self._client.get_metric_history(row["run_id"], metric)
-                    points = [p.value for p in history if not math.isnan(p.value)]
-                    if points:
-                        copy[column] = pick(points)
-                scored.append(copy)
+        rows = [run_row(run) for run in self._all_runs(experiment_ids, kind, filter_string)]
+        scored = rows if value == "last" else [self._scored(row, metric, value) for row in rows]
         result = best_run(
             scored, metric, direction, constraints=filter_string or None, runners_up=runners_up
         )
+        # the rows keep showing the latest value; the scores say what was ranked
         originals = {row["run_id"]: row for row in rows}
         ranking: list[Mapping[str, Any]] = [
             originals[row["run_id"]] for row in result.ranking[: 1 + runners_up]
         ]
-        result.winner, result.runners_up, result.ranking = ranking[0], ranking[1:], ranking
-        return result
+        return replace(
+            result,
+            winner=ranking[0],
+            runners_up=ranking[1:],
+            ranking=ranking,
+            scores=result.scores[: 1 + runners_up],
+        )
+
+    def _scored(self, row: dict[str, Any], metric: str, value: str) -> dict[str, Any]:
+        """``row`` with ``metrics.<metric>`` the min or max over the run's steps (NaN left
+        out), or without it when no step has a number."""
+        column = f"metrics.{metric}"
+        copy = {key: item for key, item in row.items() if key != column}
+        if column in row:
+            history = self._client.get_metric_history(row["run_id"], metric)
+            points = [point.value for point in history if is_score(point.value)]
+            if points:
+                copy[column] = (max if value == "max" else min)(points)
+        return copy
 
     def runs(self, run_ids: list[str]) -> list[dict[str, Any]]:
         """Full rows of these active runs, in the order asked."""
@@ -228,7 +240,7 @@ class ClientRunStore:
             if run is None or run.info.lifecycle_stage != "active":
                 missing.append(run_id)
             else:
-                rows.append(client_row(run))
+                rows.append(run_row(run))
         if missing:
             raise NotFoundError(f"no active run with id {', '.join(map(repr, missing))}")
         return rows
@@ -244,19 +256,3 @@ class ClientRunStore:
             tags.update(key for key in run.data.tags if shown_tag(key))
         return {"params": sorted(params), "metrics": sorted(metrics), "tags": sorted(tags)}
 
-
-def client_row(run: MlflowRun) -> dict[str, Any]:
-    """A run from ``MlflowClient`` as a row (see :func:`make_row`)."""
-    info = run.info
-    return make_row(
-        run_id=info.run_id,
-        run_name=info.run_name,
-        experiment_id=str(info.experiment_id),
-        user_id=info.user_id,
-        status=info.status,
-        start_time=info.start_time,
-        end_time=info.end_time,
-        params=run.data.params,
-        metrics=run.data.metrics,
-        tags=run.data.tags,
-    )

@@ -5,15 +5,15 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowscope.analysis import _sql
-from flowscope.analysis.best import default_direction
-from flowscope.analysis.runs import DEFAULT_KIND, KIND_TAG
+from flowscope.analysis.best import check_direction
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.tracking.kinds import KINDS, run_kind
 
-KINDS = ("training", "inference", "tuning", "trial", "evaluation")
-BEST_VALUES = ("last", "min", "max")
+if TYPE_CHECKING:
+    from mlflow.entities import Run as MlflowRun
+
 MAX_PAGE_SIZE = 50_000  # MLflow's own ceiling on max_results
 PARENT_RUN_TAG = "mlflow.parentRunId"
 
@@ -48,7 +48,7 @@ def make_row(
         "run_name": run_name,
         "experiment_id": experiment_id,
         "user_id": user_id,
-        "kind": str(tags.get(KIND_TAG, DEFAULT_KIND)),
+        "kind": run_kind(tags),
         "status": status,
         "start_time": start_time,
         "end_time": end_time,
@@ -61,6 +61,26 @@ def make_row(
         if shown_tag(key):
             row[f"tags.{key}"] = tags[key]
     return row
+
+
+def run_row(run: MlflowRun) -> dict[str, Any]:
+    """A run from ``MlflowClient`` as a row: the same row either run store gives for it.
+
+    >>> run_row(MlflowClient().get_run(run_id))["metrics.accuracy"]  # doctest: +SKIP
+    """
+    info = run.info
+    return make_row(
+        run_id=info.run_id,
+        run_name=info.run_name,
+        experiment_id=str(info.experiment_id),
+        user_id=info.user_id,
+        status=info.status,
+        start_time=info.start_time,
+        end_time=info.end_time,
+        params=run.data.params,
+        metrics=run.data.metrics,
+        tags=run.data.tags,
+    )
 
 
 def shown_tag(key: str) -> bool:
@@ -79,40 +99,16 @@ def check_page(page: int, page_size: int) -> None:
         raise FlowscopeError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
 
 
-def check_best(metric: str, direction: str | None, value: str, runners_up: int) -> str:
-    direction = direction or default_direction(metric)
-    if direction not in ("max", "min"):
-        raise FlowscopeError(f"direction must be 'max' or 'min', not {direction!r}")
-    if value not in BEST_VALUES:
-        raise FlowscopeError(f"value must be one of {', '.join(BEST_VALUES)}, not {value!r}")
-    if runners_up < 0:
-        raise FlowscopeError(f"runners_up must be 0 or more, not {runners_up}")
-    return direction
-
-
-def no_metric_error(metric: str, constraints: str | None, looked_at: int) -> FlowscopeError:
-    where = f" matching {constraints!r}" if constraints else ""
-    return FlowscopeError(f"no run{where} has the metric {metric!r} ({looked_at} runs looked at)")
-
-
-def tie_break(metric: str, value: float, sharing: int) -> str | None:
-    if sharing < 2:
-        return None
-    return f"{sharing} runs share {metric} = {value:g}; the earliest started wins"
-
-
 def metric_summary(metric: str, direction: str | None, values: Sequence[float]) -> dict[str, Any]:
     """Count, mean, min, max and best of a metric's values, NaN left out as pandas does."""
-    direction = direction or default_direction(metric)
-    if direction not in ("max", "min"):
-        raise FlowscopeError(f"direction must be 'max' or 'min', not {direction!r}")
+    direction = check_direction(metric, direction)
     present = [value for value in values if not math.isnan(value)]
     low = min(present) if present else None
     high = max(present) if present else None
     return {
         "name": metric,
         "count": len(present),
-        "mean": _sql.mean(present) if present else None,
+        "mean": mean(present) if present else None,
         "min": low,
         "max": high,
         "best": high if direction == "max" else low,
@@ -130,3 +126,11 @@ def experiment_ints(experiment_ids: Sequence[str]) -> list[int]:
         except (TypeError, ValueError):
             raise NotFoundError(f"no experiment with id {experiment_id!r}") from None
     return ints
+
+
+def mean(values: Sequence[float]) -> float:
+    """The mean, exact to the last bit where no sum overflows; infinite where one does."""
+    try:
+        return math.fsum(values) / len(values)
+    except OverflowError:  # fsum refuses to overflow; pandas just returns inf
+        return sum(values) / len(values)

@@ -10,7 +10,6 @@ and params, metrics and tags read for the page's runs alone.
 from __future__ import annotations
 
 import logging
-import math
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -31,8 +30,9 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
-from flowscope.analysis.runs import DEFAULT_KIND, KIND_TAG
+from flowscope.analysis._rows import mean
 from flowscope.errors import FlowscopeError
+from flowscope.tracking.kinds import DEFAULT_KIND, KIND_TAG
 
 if TYPE_CHECKING:
     from flowscope.config import Settings
@@ -248,9 +248,10 @@ def best_ranking(
     limit: int,
     dialect: str,
 ) -> sa.Select[Any]:
-    """The top ``limit`` runs by score as ``best_run`` ranks them (ties to the earliest start,
-    then in MLflow's default order), each with the counts ``BestRun`` reports: runs
-    considered, runs with a score, runs sharing this score. One pass over the runs."""
+    """The top ``limit`` runs by score in the order of :func:`flowscope.analysis.best.rank_key`
+    (best score, earliest start with none as 0, smaller run id), each with the counts
+    ``ranked_result`` needs: runs considered, runs with a score, runs sharing this score.
+    One pass over the runs."""
     scored: Any
     if value == "last":
         scored = sa.select(SqlRun.run_uuid, SqlRun.start_time).select_from(SqlRun)
@@ -274,7 +275,6 @@ def best_ranking(
             score.is_(None),
             score.desc() if direction == "max" else score,
             sa.func.coalesce(runs.c.start_time, 0),
-            runs.c.start_time.desc(),
             runs.c.run_uuid,
         )
         .limit(limit)
@@ -318,14 +318,6 @@ def present_keys(
         )
         found[name] = sorted(conn.scalars(stmt))
     return found
-
-
-def mean(values: Sequence[float]) -> float:
-    """The mean, exact to the last bit where no sum overflows; infinite where one does."""
-    try:
-        return math.fsum(values) / len(values)
-    except OverflowError:  # fsum refuses to overflow; pandas just returns inf
-        return sum(values) / len(values)
 
 
 def run_summary(
@@ -429,6 +421,15 @@ def fetch_runs(conn: sa.Connection, run_ids: Sequence[str]) -> dict[str, dict[st
         if not run["run_name"] and run["tags"].get(MLFLOW_RUN_NAME):
             run["run_name"] = run["tags"][MLFLOW_RUN_NAME]
     return runs
+
+
+def experiment_id_named(conn: sa.Connection, name: str) -> str | None:
+    """The id of the active experiment called ``name``, if there is one."""
+    stmt: Any = sa.select(SqlExperiment.experiment_id).where(
+        SqlExperiment.name == name, SqlExperiment.lifecycle_stage == ACTIVE
+    )
+    found = conn.scalar(stmt)
+    return None if found is None else str(found)
 
 
 def active_experiments(conn: sa.Connection, experiment_ids: Sequence[int]) -> set[int]:

@@ -5,15 +5,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from flowscope.analysis.best import default_direction
+from flowscope.analysis.best import BEST_VALUES, default_direction
 from flowscope.analysis.listing import TABS, main_metric
 from flowscope.errors import FlowscopeError
 
 if TYPE_CHECKING:
     from flowscope.analysis.query import RunStore
     from flowscope.config import Settings
-
-VALUES = ("last", "min", "max")
 
 
 def best_view(
@@ -32,8 +30,8 @@ def best_view(
 
     A bad constraint or a metric no run has comes back as ``error`` for the page to show.
     """
-    if value not in VALUES:
-        raise FlowscopeError(f"value must be one of {', '.join(VALUES)}, not {value!r}")
+    if value not in BEST_VALUES:
+        raise FlowscopeError(f"value must be one of {', '.join(BEST_VALUES)}, not {value!r}")
     if direction not in ("", "max", "min"):
         raise FlowscopeError(f"direction must be max or min, not {direction!r}")
     if tab not in TABS:

@@ -61,7 +61,7 @@ def compare_runs(
     directions: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Compare flat run rows (``run_id``, ``run_name``, ``params.*``, ``metrics.*`` as
-    :func:`flowscope.analysis.runs.run_row` gives them) column by column.
+    :func:`flowscope.analysis.run_row` gives them) column by column.
 
     Duplicate runs are dropped; fewer than 2 or more than 50 distinct runs is a
     :class:`FlowscopeError`. Each parameter lists one value per run (None where a run lacks
@@ -71,7 +71,7 @@ def compare_runs(
     ``best``: the indices of every run holding the best value, so ties list them all, and
     an empty list when no run has the metric.
 
-    >>> compare_runs(run_rows(runs), directions={"margin": "min"})["metrics"]  # doctest: +SKIP
+    >>> compare_runs(store.runs(run_ids), directions={"margin": "min"})["metrics"]  # doctest: +SKIP
     """
     runs = _unique_runs(rows)
     directions = directions or {}

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from flowscope.analysis.best import default_direction
+from flowscope.analysis.task_runs import search_all, with_inference
 from flowscope.errors import FlowscopeError
 
 if TYPE_CHECKING:
@@ -16,6 +17,7 @@ TABS = ("all", "training", "inference", "tuning")
 MAIN_METRICS = ("accuracy", "f1", "roc_auc", "pinball_0.5", "r2", "rmse", "mae", "log_loss")
 ATTRIBUTE_COLUMNS = ("run_name", "kind", "status", "start_time", "duration_s")
 MAX_PAGE_SIZE = 500
+_EXPORT_PAGE_SIZE = 500  # runs read at a time for an export
 
 
 def main_metric(metric_names: list[str]) -> str | None:
@@ -97,17 +99,6 @@ def varying_params(rows: list[dict[str, Any]], *, exclude: list[str], limit: int
     return sorted(differing, key=lambda key: (-present[key], key))[:limit]
 
 
-def task_experiment_ids(store: RunStore, experiment: dict[str, Any]) -> list[str]:
-    """The experiment and, when it exists, its ``<name>-inference`` sibling: a task's
-    predictions are logged there, and its runs page shows them in the Inference tab."""
-    ids = [str(experiment["experiment_id"])]
-    sibling = f"{experiment['name']}-inference"
-    for other in store.experiments():
-        if other["name"] == sibling:
-            ids.append(str(other["experiment_id"]))
-    return ids
-
-
 def sort_key(column: str) -> str | None:
     """The MLflow ``order_by`` key of a column (None for columns MLflow cannot sort by)."""
     if column in ("run_name", "status", "start_time", "end_time"):
@@ -135,7 +126,7 @@ def runs_listing(store: RunStore, experiment_id: str, query: RunsQuery) -> dict[
     """
     query.check()
     experiment = store.experiment(experiment_id)
-    ids = task_experiment_ids(store, experiment)
+    ids = with_inference(store, experiment["experiment_id"], experiment["name"])
     keys = store.keys(ids)
     metric = query.metric or main_metric(keys["metrics"])
     direction = query.direction or (default_direction(metric) if metric else "max")
@@ -200,6 +191,21 @@ def runs_listing(store: RunStore, experiment_id: str, query: RunsQuery) -> dict[
     data["total"] = found.total
     data["pages"] = max(1, -(-found.total // query.page_size))
     return data
+
+
+def every_listed_run(store: RunStore, experiment_id: str, query: RunsQuery) -> list[dict[str, Any]]:
+    """Every run the runs page lists for ``query``, all its pages in its order: the CSV
+    export. The page's default sort is not applied: without ``order``, newest first."""
+    query.check()
+    experiment = store.experiment(experiment_id)
+    return search_all(
+        store,
+        with_inference(store, experiment["experiment_id"], experiment["name"]),
+        kind=query.kind,
+        filter_string=query.filter,
+        order_by=[query.order] if query.order else None,
+        page_size=_EXPORT_PAGE_SIZE,
+    )
 
 
 def _tab_count(counts: dict[str, int], tab: str) -> int:

@@ -17,32 +17,33 @@ PostgreSQL at that size the planner mostly scans anyway). MLflow's migrations ne
 those columns; dropping the index is always safe, and a database user without the right to
 create it only loses speed.
 
-Rows have the columns of :func:`flowscope.analysis.runs.run_row` plus ``experiment_id``,
-``user_id`` and ``tags.*`` (user and ``flowscope.*`` tags and ``mlflow.parentRunId``; MLflow's
+Rows are :func:`make_row`'s (:func:`run_row` for a run from ``MlflowClient``): attributes
+with ``experiment_id``, ``user_id`` and ``kind``, then ``params.*``, ``metrics.*`` (latest
+values) and ``tags.*`` (user and ``flowscope.*`` tags and ``mlflow.parentRunId``; MLflow's
 other system tags are left out). Only active runs are listed; a run without the
-``flowscope.kind`` tag is a training run.
+``flowscope.kind`` tag is a training run. The best run is ranked by the rule of
+:mod:`flowscope.analysis.best` on either store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
 from flowscope.analysis import _sql
-from flowscope.analysis._client import ClientRunStore, client_row
+from flowscope.analysis._client import ClientRunStore
 from flowscope.analysis._rows import (
     RunPage,
-    check_best,
     check_kind,
     check_page,
     experiment_ints,
     make_row,
     metric_summary,
-    no_metric_error,
+    run_row,
     shown_tag,
-    tie_break,
 )
-from flowscope.analysis.best import BestRun
+from flowscope.analysis.best import BestRun, check_best, ranked_result
 from flowscope.errors import NotFoundError
 
 __all__ = [
@@ -53,7 +54,12 @@ __all__ = [
     "client_row",
     "make_row",
     "open_run_store",
+    "reading_runs",
+    "run_row",
 ]
+
+# The name the benchmarks import; :func:`run_row` is the one function.
+client_row = run_row
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -62,9 +68,14 @@ if TYPE_CHECKING:
 
 
 class RunStore(Protocol):
-    """What the dashboard asks of the runs of a store; see the module docstring."""
+    """What the dashboard, the CLI and the rest ask of the runs of a store; see the module
+    docstring."""
+
+    def close(self) -> None: ...
 
     def experiments(self) -> list[dict[str, Any]]: ...
+
+    def experiment_id_named(self, name: str) -> str | None: ...
 
     def experiment(self, experiment_id: str) -> dict[str, Any]: ...
 
@@ -119,6 +130,20 @@ def open_run_store(settings: Settings) -> RunStore:
     return ClientRunStore(settings)
 
 
+@contextmanager
+def reading_runs(settings: Settings) -> Iterator[RunStore]:
+    """:func:`open_run_store` for one piece of work (a command, a report), closed after it::
+
+        with reading_runs(settings) as store:
+            rows = list_task_runs(store, settings, "iris", kind="trial", limit=10)
+    """
+    store = open_run_store(settings)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
 class SqlRunStore:
     """Answers from MLflow's tables in SQL; falls back to :class:`ClientRunStore` per call
     for what it does not translate."""
@@ -162,6 +187,11 @@ class SqlRunStore:
         """Active experiments with their run counts by kind, newest first."""
         with self._engine.connect() as conn:
             return _sql.experiment_rows(conn)
+
+    def experiment_id_named(self, name: str) -> str | None:
+        """The id of the active experiment called ``name``, if there is one."""
+        with self._engine.connect() as conn:
+            return _sql.experiment_id_named(conn, name)
 
     def experiment(self, experiment_id: str) -> dict[str, Any]:
         """One active experiment with its run counts; :class:`NotFoundError` otherwise."""
@@ -244,10 +274,11 @@ class SqlRunStore:
         filter_string: str = "",
         runners_up: int = 3,
     ) -> BestRun:
-        """The best run by ``metric`` among those matching, as
-        :func:`flowscope.analysis.best.best_run` ranks them: NaN and missing left out, ties to
-        the earliest start. ``value`` "min"/"max" scores each run by its metric history (the
-        rows still show the latest value). ``ranking`` holds the winner and runners-up only."""
+        """The best run by ``metric`` among those matching, ranked in SQL by the rule of
+        :mod:`flowscope.analysis.best` (NaN and missing left out, ties to the earliest start).
+        ``value`` "min"/"max" scores each run by its metric history (the rows still show the
+        latest value, ``scores`` the ranked ones). ``ranking`` holds the winner and runners-up
+        only."""
         direction = check_best(metric, direction, value, runners_up)
         constraints = filter_string or None
         try:
@@ -270,20 +301,17 @@ class SqlRunStore:
                 runners_up=runners_up,
             )
         considered = int(rows[0].considered) if rows else 0
-        if not top:
-            raise no_metric_error(metric, constraints, considered)
         ranking: list[Mapping[str, Any]] = [make_row(**runs[row.run_uuid]) for row in top]
-        return BestRun(
-            metric=metric,
-            direction=direction,
-            constraints=constraints,
-            winner=ranking[0],
-            value=float(top[0].score),
-            runners_up=ranking[1:],
+        return ranked_result(
+            metric,
+            direction,
+            constraints,
+            ranking,
+            [float(row.score) for row in top],
             considered=considered,
-            without_metric=considered - int(top[0].with_metric),
-            tie_break=tie_break(metric, float(top[0].score), int(top[0].sharing)),
-            ranking=ranking,
+            scored=int(top[0].with_metric) if top else 0,
+            sharing=int(top[0].sharing) if top else 0,
+            runners_up=runners_up,
         )
 
     def runs(self, run_ids: list[str]) -> list[dict[str, Any]]:

@@ -37,9 +37,9 @@ def run_detail(
     """Params, latest metrics, metric histories, tags, the evaluation tables, the dataset
     profile, the explanation (``explain`` chooses its class, feature and row; see
     :func:`flowscope.explain.view.explain_view`) and the artifact listing of one run."""
-    from flowscope.analysis.runs import run_kind
     from flowscope.explain.view import explain_view
     from flowscope.mlflow_client import client_for
+    from flowscope.tracking.kinds import run_kind
 
     client = client_for(settings)
     run = get_run(client, run_id)
@@ -56,7 +56,7 @@ def run_detail(
             "experiment_id": info.experiment_id,
             "experiment_name": experiment.name,
             "status": info.status,
-            "kind": run_kind(run),
+            "kind": run_kind(run.data.tags),
             "start_time": info.start_time,
             "end_time": info.end_time,
             "duration_s": duration,

@@ -98,8 +98,8 @@ def _alias_history(settings: Settings, name: str) -> dict[str, Any]:
 
 def compare_versions(settings: Settings, name: str, numbers: list[str]) -> dict[str, Any]:
     """Versions of one model side by side through their source runs."""
+    from flowscope.analysis import run_row
     from flowscope.analysis.compare import compare_runs
-    from flowscope.analysis.runs import run_row
 
     detail = model_detail(settings, name)
     by_number = {str(v["version"]): v for v in detail["versions"]}

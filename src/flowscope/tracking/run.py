@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowscope.config import Settings, load_settings
 from flowscope.errors import FlowscopeError
+from flowscope.tracking.kinds import KIND_TAG, KINDS
 from flowscope.tracking.params import flatten_params
 
 if TYPE_CHECKING:
@@ -33,8 +34,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("training", "inference", "tuning", "trial", "evaluation")
-KIND_TAG = "flowscope.kind"
 TASK_TAG = "flowscope.task"
 ERROR_TAG = "flowscope.error"
 _KEY_PATTERN = re.compile(r"^[/\w.\- :]{1,250}$")

@@ -54,7 +54,6 @@ _PERMANENT = {
 
 LOCAL_ID_TAG = "flowscope.local_id"
 PARALLEL_REQUESTS = 4
-KIND_TAG = "flowscope.kind"
 PARENT_TAG = "mlflow.parentRunId"
 
 

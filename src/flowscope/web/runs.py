@@ -12,13 +12,12 @@ from starlette.background import BackgroundTask
 
 from flowscope._output import to_csv
 from flowscope.analysis.best_view import best_view
-from flowscope.analysis.listing import RunsQuery, task_experiment_ids
+from flowscope.analysis.listing import RunsQuery, every_listed_run
 from flowscope.analysis.run_detail import artifact_file, run_detail
 from flowscope.web import charts
 from flowscope.web.render import figure_json, page, wants_json
 
 router = APIRouter()
-_EXPORT_PAGE = 500
 
 
 @router.get("/experiments/{experiment_id}/runs.csv")
@@ -26,25 +25,8 @@ def export_runs(
     request: Request, experiment_id: str, tab: str = "all", filter: str = "", order: str = ""
 ) -> Response:
     """Every run of the filtered set as CSV, cells safe from spreadsheet formula injection."""
-    store = request.app.state.store
     query = RunsQuery(tab=tab, filter=filter.strip(), order=order.strip())
-    query.check()
-    ids = task_experiment_ids(store, store.experiment(experiment_id))
-    rows: list[dict[str, object]] = []
-    number = 1
-    while True:
-        found = store.search(
-            ids,
-            kind=query.kind,
-            filter_string=query.filter,
-            order_by=[query.order] if query.order else None,
-            page=number,
-            page_size=_EXPORT_PAGE,
-        )
-        rows.extend(found.rows)
-        if number * _EXPORT_PAGE >= found.total or not found.rows:
-            break
-        number += 1
+    rows = every_listed_run(request.app.state.store, experiment_id, query)
     return Response(
         to_csv(rows),
         media_type="text/csv",
