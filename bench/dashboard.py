@@ -64,7 +64,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flowscope.analysis.best import BestRun
-from flowscope.analysis.query import RunPage, SqlRunStore, client_row
+from flowscope.analysis.query import RunPage, SqlRunStore, run_row
 from flowscope.config import Settings, load_settings
 
 PG_ADMIN_DSN = os.environ.get("FLOWSCOPE_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -294,7 +294,7 @@ def same_best(best: BestRun, found: Sequence[MlflowRun]) -> bool:
 
 
 def same_rows(rows: Sequence[dict[str, Any]], found: Sequence[MlflowRun]) -> bool:
-    theirs = {run.info.run_id: comparable(client_row(run)) for run in found}
+    theirs = {run.info.run_id: comparable(run_row(run)) for run in found}
     return {row["run_id"]: comparable(row) for row in rows} == theirs
 
 

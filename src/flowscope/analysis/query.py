@@ -51,15 +51,11 @@ __all__ = [
     "RunPage",
     "RunStore",
     "SqlRunStore",
-    "client_row",
     "make_row",
     "open_run_store",
     "reading_runs",
     "run_row",
 ]
-
-# The name the benchmarks import; :func:`run_row` is the one function.
-client_row = run_row
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
