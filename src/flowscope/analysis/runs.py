@@ -18,9 +18,11 @@ DEFAULT_KIND = "training"  # plain MLflow runs, without the tag, count as traini
 
 
 def client_for(settings: Settings) -> MlflowClient:
-    from mlflow import MlflowClient
+    """MLflow's client on ``settings``' store, opened the one way that creates a new store
+    whole (:func:`flowscope.tracking.store.mlflow_client`)."""
+    from flowscope.tracking.store import mlflow_client
 
-    return MlflowClient(settings.tracking_uri, settings.registry_uri)
+    return mlflow_client(settings)
 
 
 def search_runs(

@@ -313,8 +313,8 @@ def _loggable(params: Mapping[str, Any]) -> dict[str, Any]:
 def _registered_version(settings: Settings, name: str | None, run_id: str | None) -> str | None:
     if not name or not run_id:
         return None
-    from mlflow import MlflowClient
+    from flowscope.tracking.store import mlflow_client
 
-    client = MlflowClient(settings.tracking_uri, settings.registry_uri)
+    client = mlflow_client(settings)
     versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
     return str(max(int(v.version) for v in versions)) if versions else None

@@ -146,9 +146,9 @@ class ServedModel:
 
 
 def client_for(settings: Settings) -> MlflowClient:
-    from mlflow import MlflowClient
+    from flowscope.tracking.store import mlflow_client
 
-    return MlflowClient(settings.tracking_uri, settings.registry_uri)
+    return mlflow_client(settings)
 
 
 def resolve_version(client: MlflowClient, ref: ModelRef) -> str:
