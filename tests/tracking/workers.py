@@ -17,7 +17,7 @@ from pathlib import Path
 
 import flowscope
 from flowscope.config import load_settings
-from flowscope.tracking.store import TEST_HOLD_CREATION_ENV
+from flowscope.tracking.opening import TEST_HOLD_CREATION_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 

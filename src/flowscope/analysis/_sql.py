@@ -511,9 +511,9 @@ def open_engine(settings: Settings) -> sa.Engine:
     """An engine on the tracking database, with MLflow's tables and flowscope's indexes.
 
     A new store is created the one way every part of flowscope creates it, whole and under
-    a lock (:func:`flowscope.tracking.store.ensure_store`); running MLflow's migrations here
+    a lock (:func:`flowscope.tracking.opening.ensure_store`); running MLflow's migrations here
     would let a dashboard started beside a training script leave a half-migrated store."""
-    from flowscope.tracking.store import ensure_store
+    from flowscope.tracking.opening import ensure_store
 
     ensure_store(settings)
     engine = create_engine(settings.tracking_uri)

@@ -19,8 +19,8 @@ DEFAULT_KIND = "training"  # plain MLflow runs, without the tag, count as traini
 
 def client_for(settings: Settings) -> MlflowClient:
     """MLflow's client on ``settings``' store, opened the one way that creates a new store
-    whole (:func:`flowscope.tracking.store.mlflow_client`)."""
-    from flowscope.tracking.store import mlflow_client
+    whole (:func:`flowscope.tracking.opening.mlflow_client`)."""
+    from flowscope.tracking.opening import mlflow_client
 
     return mlflow_client(settings)
 

@@ -313,7 +313,7 @@ def _loggable(params: Mapping[str, Any]) -> dict[str, Any]:
 def _registered_version(settings: Settings, name: str | None, run_id: str | None) -> str | None:
     if not name or not run_id:
         return None
-    from flowscope.tracking.store import mlflow_client
+    from flowscope.tracking.opening import mlflow_client
 
     client = mlflow_client(settings)
     versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")

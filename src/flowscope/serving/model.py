@@ -146,7 +146,7 @@ class ServedModel:
 
 
 def client_for(settings: Settings) -> MlflowClient:
-    from flowscope.tracking.store import mlflow_client
+    from flowscope.tracking.opening import mlflow_client
 
     return mlflow_client(settings)
 
