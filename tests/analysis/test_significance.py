@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import time
 
 import numpy as np
 import pandas as pd
@@ -175,22 +174,21 @@ def test_regression_differences_equal_scikit_learn(metric: str, score, direction
     assert result["p_value"] < 0.01
 
 
-def test_bootstrap_is_reproducible_and_fast() -> None:
+def test_bootstrap_is_reproducible() -> None:
+    """The same seed gives the same answer, for counts of distinct rows (accuracy) and for
+    resampled rows (rmse). How long 2,000 resamples of 10,000 rows take is measured in
+    bench/, not asserted here."""
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 10_000)
     a, b = _noisy_predictions(rng, y, 0.8, 2), _noisy_predictions(rng, y, 0.8, 2)
-    started = time.perf_counter()
     first = paired_bootstrap(y, a, b, n_resamples=2000, seed=5)
-    elapsed = time.perf_counter() - started
     assert first == paired_bootstrap(y, a, b, n_resamples=2000, seed=5)
     assert first["resamples"] == 2000 and first["n"] == 10_000
-    assert elapsed < 1.0, f"2,000 resamples of 10,000 rows took {elapsed:.2f} s"
-    # A continuous metric resamples the rows themselves: still well under a second.
     truth = rng.normal(size=10_000)
-    started = time.perf_counter()
-    paired_bootstrap(truth, truth + rng.normal(size=10_000), truth, "rmse", n_resamples=2000)
-    elapsed = time.perf_counter() - started
-    assert elapsed < 1.5, f"rmse: 2,000 resamples of 10,000 rows took {elapsed:.2f} s"
+    noisy = truth + rng.normal(size=10_000)
+    rmse = paired_bootstrap(truth, noisy, truth, "rmse", n_resamples=2000, seed=5)
+    assert rmse == paired_bootstrap(truth, noisy, truth, "rmse", n_resamples=2000, seed=5)
+    assert rmse["resamples"] == 2000 and rmse["n"] == 10_000
 
 
 def test_drawing_counts_of_distinct_rows_matches_drawing_rows() -> None:

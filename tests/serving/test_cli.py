@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import httpx
@@ -124,7 +123,6 @@ def test_workers_get_the_model_and_settings_handed_over(
     name = registry.fresh("random_forest")
     handover = {"model": f"{name}/1", "settings": registry.settings.model_dump(mode="json")}
     monkeypatch.setenv(_HANDOVER, json.dumps(handover))
-    app = app_from_environment()
+    app = app_from_environment()  # built, never started: its lifespan does not run
     assert app.state.service.holder.current.name == name
     assert app.state.service.settings.tracking_uri == registry.settings.tracking_uri
-    time.sleep(0)  # nothing started: the app's lifespan never ran

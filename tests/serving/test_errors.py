@@ -167,10 +167,10 @@ def test_beyond_the_concurrency_limit_a_503_with_retry_after(registry: Registry)
 
     def slow_body() -> Iterator[bytes]:
         yield b"["
-        release.wait(10)
+        release.wait(120)
         yield b"]"
 
-    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=20) as http:
+    with LiveServer(app) as server, httpx.Client(base_url=server.url, timeout=150) as http:
 
         def hold_the_slot() -> None:
             slow["answer"] = http.post("/predict", content=slow_body(), headers=JSON)
@@ -183,7 +183,7 @@ def test_beyond_the_concurrency_limit_a_503_with_retry_after(registry: Registry)
             time.sleep(0.02)
         refused = http.post("/predict", json={"x0": 1})
         release.set()
-        holder.join(20)
+        holder.join(60)
         health = http.get("/health")
     assert refused.status_code == 503 and refused.headers["retry-after"] == "1"
     assert refused.json()["ok"] is False

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -11,6 +13,10 @@ import numpy as np
 
 from flowscope.serving import create_serving_app
 from tests.serving.conftest import LiveServer, Registry, iris_features, records
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
 
 
 def test_alias_moves_under_concurrent_load_with_zero_failed_requests(registry: Registry) -> None:
@@ -48,16 +54,20 @@ def test_alias_moves_under_concurrent_load_with_zero_failed_requests(registry: R
         ]
         for thread in threads:
             thread.start()
-        time.sleep(1.0)
-        registry.client.set_registered_model_alias(name, "champion", "2")
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:  # until every client has been answered by v2 a while
-            if all(sum(a[2] == "2" for a in slot) >= 20 for slot in answers):
-                break
-            time.sleep(0.1)
-        stop.set()
-        for thread in threads:
-            thread.join(30)
+        try:
+            _wait_until(
+                lambda: all(sum(a[2] == "1" for a in slot) >= 5 for slot in answers),
+                "every client has been answered by version 1",
+            )
+            registry.client.set_registered_model_alias(name, "champion", "2")
+            _wait_until(
+                lambda: all(sum(a[2] == "2" for a in slot) >= 20 for slot in answers),
+                "every client has been answered by version 2 a while",
+            )
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join(30)
         with httpx.Client(base_url=server.url) as http:
             model = http.get("/model").json()
             metrics = http.get("/metrics").text
@@ -77,11 +87,26 @@ def test_alias_moves_under_concurrent_load_with_zero_failed_requests(registry: R
 
 
 def test_a_pinned_version_is_never_reloaded(registry: Registry) -> None:
-    name = registry.fresh("random_forest")
-    registry.register(name, registry.run_ids["lightgbm"], alias="champion")
+    """A service pinned to version 1 and one following the alias, side by side: once the
+    follower has moved to the alias's new version, the pinned one still answers with 1."""
+    name = registry.fresh("random_forest")  # version 1, the champion
     settings = registry.using(serve_reload_interval=0.05, monitor=False)
-    app = create_serving_app(settings, f"{name}/1")
-    with LiveServer(app) as server, httpx.Client(base_url=server.url) as http:
-        time.sleep(0.3)
-        answer = http.post("/predict", json=records(iris_features().head(1))[0]).json()
+    row = records(iris_features().head(1))[0]
+    with (
+        TestClient(create_serving_app(settings, f"{name}/1")) as pinned,
+        TestClient(create_serving_app(settings, f"{name}@champion")) as follower,
+    ):
+        registry.register(name, registry.run_ids["lightgbm"], alias="champion")  # version 2
+        _wait_until(
+            lambda: follower.post("/predict", json=row).json()["version"] == "2",
+            "the follower has moved to version 2",
+        )
+        answer = pinned.post("/predict", json=row).json()
     assert answer["version"] == "1"
+
+
+def _wait_until(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.05)

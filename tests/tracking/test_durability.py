@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,8 +17,7 @@ from mlflow import MlflowClient
 import flowscope
 from tests.conftest import make_settings
 from tests.servers import MlflowServer, free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.tracking import workers
 
 
 def _points(client: MlflowClient, run_id: str, metrics: int) -> Counter[tuple[str, int, float]]:
@@ -34,14 +34,23 @@ def _expected(steps: range, metrics: int) -> Counter[tuple[str, int, float]]:
     )
 
 
+def _wait_until(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting until {what}"
+        time.sleep(0.02)
+
+
 @pytest.mark.server
 @pytest.mark.slow
 def test_server_killed_mid_run_loses_nothing(tmp_path: Path) -> None:
+    """The server dies with requests in flight and training goes on logging; once it is
+    back every point is there exactly once. (How long a log call takes meanwhile is
+    measured in bench/logging.py, not asserted here.)"""
     server = MlflowServer(tmp_path / "server")
     server.start()
     settings = make_settings(tmp_path, server.url, flush_timeout=120, request_timeout=2)
     steps, metrics = 3000, 4
-    slowest = 0.0
     try:
         run = flowscope.start_run("outage", settings=settings)
         assert run.run_id is not None
@@ -49,20 +58,17 @@ def test_server_killed_mid_run_loses_nothing(tmp_path: Path) -> None:
             if step == 1000:
                 server.stop()  # SIGKILL: the server dies with requests in flight
             if step == 2500:
+                # the writer has met the dead server, and training went on regardless
+                _wait_until(lambda: run.delivery_error is not None, "delivery fails")
                 server.start()
-            started = time.perf_counter()
             run.log_metrics({f"m{i}": step * 1000 + i for i in range(metrics)}, step=step)
-            slowest = max(slowest, time.perf_counter() - started)
-            if 1000 <= step < 2500:
-                time.sleep(0.002)  # the outage lasts a few seconds of training
         assert run.end(timeout=120)
+        assert run.delivery_error is None  # delivery resumed by itself
         client = MlflowClient(server.url)
         assert _points(client, run.run_id, metrics) == _expected(range(steps), metrics)
         assert client.get_run(run.run_id).info.status == "FINISHED"
     finally:
         server.stop()
-    # journaling a step is a local append: the loop never waited for the dead server
-    assert slowest < 0.1, f"a log call blocked for {slowest * 1000:.1f} ms"
 
 
 @pytest.mark.server
@@ -88,58 +94,31 @@ def test_run_started_while_the_server_is_down_is_created_later(tmp_path: Path) -
         server.stop()
 
 
-def _worker(task: str, name: str, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.tracking.workers", task, name, *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _env(tmp_path: Path, tracking_uri: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
-    env.update(
-        MLFLOW_TRACKING_URI=tracking_uri,
-        FLOWSCOPE_JOURNAL_DIR=str(tmp_path / "journal"),
-        FLOWSCOPE_ARTIFACTS_DIR=str(tmp_path / "mlartifacts"),
-    )
-    return env
-
-
-def _creating(database: Path) -> bool:
-    """Whether a process has begun creating the SQLite store ``database``."""
-    return database.exists() or any(database.parent.glob(f".{database.name}.*.creating"))
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("when", ["after-logging", "creating-the-store"])
 def test_killed_training_process_is_delivered_by_sync(
     tmp_path: Path, sqlite_uri: str, when: str
 ) -> None:
-    """Killed once everything is journaled, or while its writer is still creating the
-    new store's tables (MLflow's migrations take seconds): ``flowscope sync`` delivers
-    every point all the same."""
-    # few steps when killed creating the store: they are journaled before it is made
-    steps, metrics = (2000 if when == "after-logging" else 200), 10
+    """Killed once everything is journaled, or while its writer is in the middle of
+    MLflow's migrations creating the new store: the store is absent or whole, never half
+    made, and ``flowscope sync`` delivers every point exactly once."""
+    steps, metrics = 2000, 10
     database = Path(sqlite_uri.removeprefix("sqlite:///"))
-    env = _env(tmp_path, sqlite_uri)
-    child = _worker(
-        "crash", "killed", env, f"--steps={steps}", f"--metrics={metrics}", "--then=hang"
+    env = workers.environment(tmp_path, sqlite_uri)
+    marker = tmp_path / "held"
+    child = workers.start(
+        workers.holding_creation(env, marker) if when == "creating-the-store" else env,
+        *("log", "crash", "killed", f"--steps={steps}", f"--metrics={metrics}", "--then=hang"),
     )
     assert child.stdout is not None
-    assert child.stdout.readline().strip() == "logged"
+    assert child.stdout.readline().strip() == "logged"  # every point is journaled
     if when == "creating-the-store":
-        deadline = time.monotonic() + 60
-        while not _creating(database) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        time.sleep(0.1)  # into the migrations, which take about a second
+        workers.wait_until_held(child, marker)
     child.send_signal(signal.SIGKILL)
     child.wait(timeout=30)
     if when == "creating-the-store":
         assert not database.exists()  # a store is there whole or not at all
+        assert list(tmp_path.glob(f".{database.name}.*.creating"))  # killed mid-migration
 
     status = subprocess.run(
         [sys.executable, "-m", "flowscope.cli", "sync", "--status", "--format", "json"],
@@ -167,6 +146,7 @@ def test_killed_training_process_is_delivered_by_sync(
     assert run.data.params == {"steps": str(steps), "metrics": str(metrics)}
     assert _points(client, run.info.run_id, metrics) == _expected(range(steps), metrics)
     assert not list((tmp_path / "journal").glob("*.journal"))  # nothing left behind
+    assert not list(tmp_path.glob(f".{database.name}.*.creating"))  # nor a half-made store
 
 
 def test_torn_last_record_is_skipped_and_the_rest_delivered(
@@ -194,14 +174,14 @@ def test_torn_last_record_is_skipped_and_the_rest_delivered(
 
 @pytest.mark.slow
 def test_eight_processes_share_one_sqlite_store(tmp_path: Path, sqlite_uri: str) -> None:
-    env = _env(tmp_path, sqlite_uri)
+    env = workers.environment(tmp_path, sqlite_uri)
     steps, metrics = 300, 5
-    workers = [
-        _worker("many", f"worker-{n}", env, f"--steps={steps}", f"--metrics={metrics}")
+    processes = [
+        workers.start(env, "log", "many", f"worker-{n}", f"--steps={steps}", f"--metrics={metrics}")
         for n in range(8)
     ]
-    outputs = [worker.communicate(timeout=600) for worker in workers]
-    for worker, (out, err) in zip(workers, outputs, strict=True):
+    outputs = [worker.communicate(timeout=600) for worker in processes]
+    for worker, (out, err) in zip(processes, outputs, strict=True):
         assert worker.returncode == 0, err[-2000:]
         assert "delivered" in out
     client = MlflowClient(sqlite_uri)

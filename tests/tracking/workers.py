@@ -1,13 +1,75 @@
-"""Training processes the tests start, crash and run side by side (``python -m``)."""
+"""Processes the tests start, crash and run side by side (``python -m tests.tracking.workers``).
+
+``log TASK NAME``: a training process logging points; ``open VIA``: a process opening the
+store as the SDK, the dashboard or the CLI does. Each takes its settings from the environment
+(:func:`environment`), and stops in the middle of creating a new store when told to
+(:func:`holding_creation`), so that a test acts at that exact moment.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
 import sys
 import time
+from pathlib import Path
 
 import flowscope
 from flowscope.config import load_settings
+from flowscope.tracking.opening import TEST_HOLD_CREATION_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def environment(root: Path, tracking_uri: str) -> dict[str, str]:
+    """This process's environment without MLflow or flowscope configuration, for a store at
+    ``tracking_uri`` with journal and artifacts under ``root``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
+    env.pop(TEST_HOLD_CREATION_ENV, None)
+    env.update(
+        MLFLOW_TRACKING_URI=tracking_uri,
+        FLOWSCOPE_JOURNAL_DIR=str(root / "journal"),
+        FLOWSCOPE_ARTIFACTS_DIR=str(root / "mlartifacts"),
+    )
+    return env
+
+
+def holding_creation(env: dict[str, str], marker: Path) -> dict[str, str]:
+    """``env`` for a process that stops in the middle of creating a new store and writes
+    ``marker`` then (see :func:`wait_until_held` and :func:`release`)."""
+    return {**env, TEST_HOLD_CREATION_ENV: str(marker)}
+
+
+def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tests.tracking.workers", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_until_held(process: subprocess.Popen[str], marker: Path, seconds: float = 120) -> None:
+    """Wait until ``process`` stands in the middle of creating the store; a process that
+    ends first, or a deadline passed, fails the test."""
+    deadline = time.monotonic() + seconds
+    while not marker.exists():
+        if process.poll() is not None:
+            _, err = process.communicate()
+            raise AssertionError(
+                f"the process ended (exit code {process.returncode}) without stopping in the "
+                f"middle of creating the store:\n{err[-3000:]}"
+            )
+        assert time.monotonic() < deadline, "the process never began creating the store"
+        time.sleep(0.02)
+
+
+def release(marker: Path) -> None:
+    """Let a process held by :func:`holding_creation` go on creating the store."""
+    Path(f"{marker}.release").touch()
 
 
 def log_points(task: str, run_name: str, steps: int, metrics: int, then: str) -> None:
@@ -20,18 +82,46 @@ def log_points(task: str, run_name: str, steps: int, metrics: int, then: str) ->
         run.log_metrics({f"m{i}": step * 1000 + i for i in range(metrics)}, step=step)
     print("logged", flush=True)
     if then == "hang":
-        time.sleep(3600)
+        time.sleep(3600)  # until the parent kills it (bounded, should the test fail first)
     ok = run.end()
     print("delivered" if ok else "pending", run.run_id, flush=True)
     sys.exit(0 if ok else 3)
 
 
+def open_store(via: str) -> None:
+    """Open the store as ``via`` does and print the experiments it finds: ``sdk`` (the
+    journal's writer), ``dashboard`` (the dashboard's run store) or ``client`` (the CLI,
+    the registry and the prediction service)."""
+    settings = load_settings(autolog=False, sync_on_start=False)
+    if via == "sdk":
+        from flowscope.tracking.store import StoreAccess
+
+        names = [e.name for e in StoreAccess(settings).store.search_experiments()]
+    elif via == "dashboard":
+        from flowscope.analysis.query import open_run_store
+
+        store = open_run_store(settings)
+        names = [e["name"] for e in store.experiments()]
+    else:
+        from flowscope.analysis.runs import client_for
+
+        names = [e.name for e in client_for(settings).search_experiments()]
+    print("opened", ",".join(sorted(names)), flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("task")
-    parser.add_argument("run_name")
-    parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--metrics", type=int, default=10)
-    parser.add_argument("--then", choices=["end", "hang"], default="end")
+    commands = parser.add_subparsers(dest="command", required=True)
+    log = commands.add_parser("log")
+    log.add_argument("task")
+    log.add_argument("run_name")
+    log.add_argument("--steps", type=int, default=1000)
+    log.add_argument("--metrics", type=int, default=10)
+    log.add_argument("--then", choices=["end", "hang"], default="end")
+    opening = commands.add_parser("open")
+    opening.add_argument("via", choices=["sdk", "dashboard", "client"])
     args = parser.parse_args()
-    log_points(args.task, args.run_name, args.steps, args.metrics, args.then)
+    if args.command == "log":
+        log_points(args.task, args.run_name, args.steps, args.metrics, args.then)
+    else:
+        open_store(args.via)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pandas as pd
@@ -276,8 +277,40 @@ def test_hostile_names_are_shown_as_text(client) -> None:
     assert "<b>bold</b>" not in detail.text
 
 
-def test_plotly_and_htmx_are_served_locally(client) -> None:
-    assert client.get("/vendor/plotly.min.js").status_code == 200
-    assert client.get("/static/htmx.min.js").status_code == 200
-    page = client.get("/compare", params={"runs": "x,y"})
-    assert "cdn" not in page.text.lower()
+class _Assets(HTMLParser):
+    """The scripts and stylesheets a page loads, and whether it carries a figure."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[str] = []
+        self.stylesheets: list[str] = []
+        self.figures = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        if tag == "script" and found.get("src"):
+            self.scripts.append(str(found["src"]))
+        elif tag == "link" and found.get("rel") == "stylesheet":
+            self.stylesheets.append(str(found["href"]))
+        if "data-figure" in found:
+            self.figures += 1
+
+
+def test_pages_with_charts_load_plotly_and_htmx_from_flowscope_itself(client) -> None:
+    """The machine may be offline: a page with figures loads every script from the
+    dashboard itself, and each one answers."""
+    iris = experiment_id(client, "iris")
+    runs = client.get(f"/experiments/{iris}.json", params={"kind": "training"}).json()["runs"]
+    first, second = runs[0]["run_id"], runs[1]["run_id"]
+    for path in (f"/runs/{first}", f"/compare?runs={first},{second}"):
+        page = client.get(path)
+        assert page.status_code == 200, path
+        assets = _Assets()
+        assets.feed(page.text)
+        assert assets.figures > 0, f"{path} draws no chart"
+        assert {"/vendor/plotly.min.js", "/static/htmx.min.js"} <= set(assets.scripts), path
+        for url in assets.scripts + assets.stylesheets:
+            assert url.startswith("/") and not url.startswith("//"), f"{path} loads {url}"
+            asset = client.get(url)
+            assert asset.status_code == 200 and asset.content, url
+        assert "cdn" not in page.text.lower()

@@ -509,13 +509,15 @@ def create_engine(uri: str) -> sa.Engine:
 
 
 def open_engine(settings: Settings) -> sa.Engine:
-    """An engine on the tracking database, with MLflow's tables (created by MLflow itself
-    on a new database) and flowscope's indexes."""
-    engine = create_engine(settings.tracking_uri)
-    if not sa.inspect(engine).has_table("latest_metrics"):
-        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    """An engine on the tracking database, with MLflow's tables and flowscope's indexes.
 
-        SqlAlchemyStore(settings.tracking_uri, str(settings.artifacts_dir)).engine.dispose()
+    A new store is created the one way every part of flowscope creates it, whole and under
+    a lock (:func:`flowscope.tracking.opening.ensure_store`); running MLflow's migrations here
+    would let a dashboard started beside a training script leave a half-migrated store."""
+    from flowscope.tracking.opening import ensure_store
+
+    ensure_store(settings)
+    engine = create_engine(settings.tracking_uri)
     if engine.dialect.name in TESTED_DIALECTS:
         ensure_indexes(engine)
     return engine

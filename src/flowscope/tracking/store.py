@@ -8,13 +8,10 @@ Everything else (artifacts, the model registry) goes through ``MlflowClient``.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache, partial
 from pathlib import Path
@@ -37,6 +34,7 @@ from mlflow.tracking import MlflowClient
 from flowscope.config import Settings
 from flowscope.mlflow_client import client_for
 from flowscope.tracking import fastpath
+from flowscope.tracking.opening import sql_store
 
 logger = logging.getLogger(__name__)
 
@@ -119,64 +117,7 @@ def _open_tracking_store(uri: str, artifact_root: str, timeout: float) -> Abstra
         from mlflow.store.tracking.file_store import FileStore
 
         return FileStore(uri, artifact_root)
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    database = _sqlite_file(uri)
-    if database is None:
-        return SqlAlchemyStore(uri, artifact_root)
-    with _initialisation_lock(database):
-        _create_sqlite_store(database, artifact_root)
-        return SqlAlchemyStore(uri, artifact_root)
-
-
-def _sqlite_file(uri: str) -> Path | None:
-    if not uri.startswith("sqlite:///") or uri.startswith("sqlite:///:memory:"):
-        return None
-    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-
-
-@contextmanager
-def _initialisation_lock(database: Path) -> Iterator[None]:
-    """Serialise the opening of one SQLite file across processes.
-
-    Opening a new SQLite store creates its tables with Alembic migrations; two processes
-    doing so at once collide on Alembic's temporary tables and leave the file unusable.
-    Other databases lock their own DDL, so only SQLite needs this.
-    """
-    database.parent.mkdir(parents=True, exist_ok=True)
-    lock = database.with_name(database.name + ".flowscope-lock")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock
-
-
-def _create_sqlite_store(database: Path, artifact_root: str) -> None:
-    """Create a new SQLite store whole or not at all (the initialisation lock is held).
-
-    MLflow creates its tables by running dozens of migrations, and SQLite commits each
-    schema change as it goes: a process killed meanwhile (a training script stopped in its
-    first seconds) would leave a file that every later open fails on ("table ... already
-    exists"). So the tables are made in a file beside it, which is then linked into place.
-    """
-    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
-
-    for leftover in database.parent.glob(f".{database.name}.*.creating*"):
-        leftover.unlink(missing_ok=True)  # killed while creating: only we may create now
-    if database.exists() and database.stat().st_size > 0:
-        return
-    draft = database.with_name(f".{database.name}.{os.getpid()}.creating")
-    try:
-        SqlAlchemyStore(f"sqlite:///{draft}", artifact_root).engine.dispose()
-        try:
-            os.link(draft, database)  # never over a store that appeared meanwhile
-        except FileExistsError:
-            if database.stat().st_size == 0:  # an empty file that SQLite opened: no store yet
-                os.replace(draft, database)
-    finally:
-        draft.unlink(missing_ok=True)
+    return sql_store(uri, artifact_root)
 
 
 @dataclass
@@ -189,7 +130,6 @@ class StoreAccess:
 
     @cached_property
     def client(self) -> MlflowClient:
-        self.store  # noqa: B018  (creates a new SQLite store's tables under the lock first)
         return client_for(self.settings)
 
     @property
