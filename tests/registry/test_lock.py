@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -34,10 +33,8 @@ def test_lock_admits_one_holder_and_names_it(settings: Settings) -> None:
     first = RegistryLock(client, "m", holder="alice@host")
     first.acquire()
     second = RegistryLock(client, "m", holder="bob@host", wait=0.3, poll=0.05)
-    started = time.monotonic()
     with pytest.raises(LockBusyError, match="lock held by alice@host until"):
         second.acquire()
-    assert time.monotonic() - started >= 0.3
     first.release()
     with second:
         lock = client.get_registered_model(f"m{LOCK_SUFFIX}")

@@ -103,7 +103,7 @@ def open_store(via: str) -> None:
         store = open_run_store(settings)
         names = [e["name"] for e in store.experiments()]
     else:
-        from flowscope.analysis.runs import client_for
+        from flowscope.mlflow_client import client_for
 
         names = [e.name for e in client_for(settings).search_experiments()]
     print("opened", ",".join(sorted(names)), flush=True)
