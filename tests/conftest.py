@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -53,15 +54,15 @@ def settings(tmp_path: Path, sqlite_uri: str) -> Settings:
     return make_settings(tmp_path, sqlite_uri)
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A throwaway PostgreSQL database for this test session, dropped at the end.
+@contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database's SQLAlchemy URL, dropped on leaving.
 
-    Outside CI an unreachable server skips the PostgreSQL tests; in CI (``CI`` set) it
-    fails them, so they can never silently stop running there.
+    Outside CI an unreachable server skips the test; in CI (``CI`` set) it fails it, so the
+    PostgreSQL tests can never silently stop running there.
     """
     psycopg = pytest.importorskip("psycopg")
-    name = f"flowscope_test_{uuid.uuid4().hex[:12]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
         admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
@@ -75,10 +76,15 @@ def postgres_database() -> Iterator[str]:
     try:
         yield f"{base}/{name}"
     finally:
-        from sqlalchemy.pool import NullPool  # noqa: F401  (engines are disposed with the process)
-
         with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A throwaway PostgreSQL database for this test session, dropped at the end."""
+    with throwaway_postgres("flowscope_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 from mlflow import MlflowClient
 from mlflow.entities import Run as MlflowRun
 
 from flowscope.config import Settings
+from tests.conftest import throwaway_postgres
 
-optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
@@ -41,23 +43,7 @@ def metric_steps(settings: Settings, run_id: str, key: str) -> dict[int, float]:
 
 
 @pytest.fixture
-def optuna_postgres() -> Any:
+def optuna_postgres() -> Iterator[str]:
     """A second throwaway PostgreSQL database, for Optuna's study storage."""
-    import uuid
-
-    from tests.conftest import PG_ADMIN_DSN
-
-    psycopg = pytest.importorskip("psycopg")
-    name = f"flowscope_optuna_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
-    try:
-        yield f"{base}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with throwaway_postgres("flowscope_optuna") as url:
+        yield url
