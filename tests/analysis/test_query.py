@@ -417,6 +417,43 @@ def test_experiments_runs_and_keys(
         assert store.keys([seeded.main], kind="trial")["tags"] == ["flowscope.kind", "note", "team"]
 
 
+def test_count_by_metric_histories_and_chosen_tags_equal_mlflows(
+    seeded: Seeded, sql_store: SqlRunStore, client_store: ClientRunStore
+) -> None:
+    """What a study page asks of a store: runs counted per parent and status, every step of
+    one metric of many runs, and rows that carry only the tags the page reads."""
+    from collections import Counter
+
+    runs = _mlflow_runs(seeded, [seeded.main])
+    expected = Counter((run.info.status, run.data.tags.get("team")) for run in runs)
+    trials = Counter(
+        (run.info.status, run.data.tags.get("team")) for run in runs if _kind(run) == "trial"
+    )
+    some = seeded.run_ids[:9]
+    histories = {}
+    for run_id in some:
+        points = seeded.client.get_metric_history(run_id, "val")
+        histories[run_id] = [(p.step, p.value) for p in sorted(points, key=lambda p: p.step)]
+    full = {run.info.run_id: run_row(run) for run in runs}
+    for store in (sql_store, client_store):
+        assert store.count_by([seeded.main], ["status", "tags.team"]) == expected
+        assert store.count_by([seeded.main], ["status", "tags.`team`"], kind="trial") == trials
+        with pytest.raises(FlowscopeError, match="cannot count runs by 'params.lr'"):
+            store.count_by([seeded.main], ["params.lr"])
+        assert store.metric_histories(some, "val") == histories
+        assert store.metric_histories(some, "nope") == {}
+        chosen = store.search([seeded.main], page_size=1000, tags=["note"]).rows
+        assert len(chosen) == len(full)
+        for row in chosen:
+            expected_row = {
+                key: value
+                for key, value in full[row["run_id"]].items()
+                if not key.startswith("tags.")
+                or key in ("tags.note", "tags.flowscope.kind", "tags.mlflow.parentRunId")
+            }
+            assert _same_row(row, expected_row)
+
+
 def test_bad_input_is_a_400_and_unknown_experiments_a_404(
     seeded: Seeded, sql_store: SqlRunStore, client_store: ClientRunStore
 ) -> None:

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any
 from flowscope.analysis import _sql
 from flowscope.analysis._rows import (
     MAX_PAGE_SIZE,
+    PARENT_RUN_TAG,
     RunPage,
+    check_count_by,
     check_kind,
     check_page,
     experiment_ints,
@@ -153,12 +155,20 @@ class ClientRunStore:
         order_by: list[str] | None = None,
         page: int = 1,
         page_size: int = 50,
+        tags: list[str] | None = None,
     ) -> RunPage:
-        """One page of the matching runs in MLflow's order, and how many match in all."""
+        """One page of the matching runs in MLflow's order, and how many match in all (with
+        ``tags``, the rows show only those tags, as :meth:`SqlRunStore.search`'s do)."""
         check_page(page, page_size)
         runs = self._all_runs(experiment_ids, kind, filter_string, order_by)
         start = (page - 1) * page_size
         rows = [run_row(run) for run in runs[start : start + page_size]]
+        if tags is not None:
+            kept = {f"tags.{key}" for key in (*tags, KIND_TAG, PARENT_RUN_TAG)}
+            rows = [
+                {k: v for k, v in row.items() if not k.startswith("tags.") or k in kept}
+                for row in rows
+            ]
         return RunPage(rows, len(runs), page, page_size, list(order_by or []))
 
     def summary(
@@ -256,3 +266,34 @@ class ClientRunStore:
             tags.update(key for key in run.data.tags if shown_tag(key))
         return {"params": sorted(params), "metrics": sorted(metrics), "tags": sorted(tags)}
 
+    def count_by(
+        self,
+        experiment_ids: list[str],
+        by: list[str],
+        *,
+        kind: str | None = None,
+        filter_string: str = "",
+    ) -> dict[tuple[str | None, ...], int]:
+        """How many matching runs share each combination of ``by``, counted from every one."""
+        check_count_by(by)
+        counts: dict[tuple[str | None, ...], int] = {}
+        for run in self._all_runs(experiment_ids, kind, filter_string):
+            group = tuple(
+                run.info.status
+                if item == "status"
+                else run.data.tags.get(item.removeprefix("tags.").strip("`"))
+                for item in by
+            )
+            counts[group] = counts.get(group, 0) + 1
+        return counts
+
+    def metric_histories(self, run_ids: list[str], key: str) -> dict[str, list[tuple[int, float]]]:
+        """Every ``(step, value)`` of metric ``key`` of these runs, by step, one call a run."""
+        histories: dict[str, list[tuple[int, float]]] = {}
+        for run_id in dict.fromkeys(run_ids):
+            points = sorted(
+                self._client.get_metric_history(run_id, key), key=lambda p: (p.step, p.timestamp)
+            )
+            if points:
+                histories[run_id] = [(int(p.step), float(p.value)) for p in points]
+        return histories

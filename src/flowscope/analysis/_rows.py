@@ -92,6 +92,15 @@ def check_kind(kind: str | None) -> None:
         raise FlowscopeError(f"unknown run kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 
+def check_count_by(by: Sequence[str]) -> None:
+    """Runs are counted by their ``status`` and by tags (``tags.<key>``), nothing else."""
+    if not by:
+        raise FlowscopeError("count_by needs at least one column")
+    for item in by:
+        if item != "status" and not (item.startswith("tags.") and len(item) > len("tags.")):
+            raise FlowscopeError(f"cannot count runs by {item!r}; use status or tags.<key>")
+
+
 def check_page(page: int, page_size: int) -> None:
     if page < 1:
         raise FlowscopeError(f"page must be 1 or more, not {page}")

@@ -30,7 +30,7 @@ from sqlalchemy.orm import aliased
 from sqlalchemy.sql import operators
 from sqlalchemy.sql.expression import UnaryExpression
 
-from flowscope.analysis._rows import mean
+from flowscope.analysis._rows import PARENT_RUN_TAG, mean
 from flowscope.errors import FlowscopeError
 from flowscope.tracking.kinds import DEFAULT_KIND, KIND_TAG
 
@@ -355,6 +355,45 @@ def run_summary(
     return dict(sorted(counts.items())), stats
 
 
+def grouped_counts(
+    conn: sa.Connection, conditions: Sequence[sa.ColumnElement[bool]], by: Sequence[str]
+) -> dict[tuple[str | None, ...], int]:
+    """How many runs share each combination of the ``by`` columns (``status`` or
+    ``tags.<key>``, None where a run lacks the tag), in one grouped pass."""
+    columns: list[Any] = []
+    stmt: Any = sa.select(SqlRun.run_uuid).select_from(SqlRun)
+    for item in by:
+        if item == "status":
+            columns.append(SqlRun.status)
+            continue
+        key = item.removeprefix("tags.").strip("`")
+        tag = aliased(SqlTag)
+        stmt = stmt.outerjoin(tag, sa.and_(tag.run_uuid == SqlRun.run_uuid, tag.key == key))
+        columns.append(tag.value)
+    stmt = stmt.with_only_columns(*columns, sa.func.count()).where(*conditions).group_by(*columns)
+    return {tuple(row[:-1]): int(row[-1]) for row in conn.execute(stmt)}
+
+
+def metric_points(
+    conn: sa.Connection, run_ids: Sequence[str], key: str, dialect: str
+) -> dict[str, list[tuple[int, float]]]:
+    """Every ``(step, value)`` of metric ``key`` of each run, by step then timestamp (NaN
+    as NaN); runs without a point are left out."""
+    column: Any = SqlMetric.key
+    if dialect == "sqlite":  # on the run_uuid index, as in history_value
+        column = UnaryExpression(column, operator=operators.custom_op("+"), type_=column.type)
+    points: dict[str, list[tuple[int, float]]] = defaultdict(list)
+    for chunk in chunks(run_ids):
+        stmt: Any = (
+            sa.select(SqlMetric.run_uuid, SqlMetric.step, SqlMetric.value, SqlMetric.is_nan)
+            .where(SqlMetric.run_uuid.in_(chunk), column == key)
+            .order_by(SqlMetric.run_uuid, SqlMetric.step, SqlMetric.timestamp)
+        )
+        for run_uuid, step, value, is_nan in conn.execute(stmt):
+            points[run_uuid].append((int(step), float("nan") if is_nan else float(value)))
+    return dict(points)
+
+
 def chunks(items: Sequence[str]) -> Iterator[Sequence[str]]:
     for start in range(0, len(items), _CHUNK):
         yield items[start : start + _CHUNK]
@@ -364,8 +403,12 @@ def _rows(conn: sa.Connection, stmt: Any) -> list[Any]:
     return list(conn.execute(stmt))
 
 
-def fetch_runs(conn: sa.Connection, run_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Attributes, params, latest metrics and tags of the active runs among ``run_ids``."""
+def fetch_runs(
+    conn: sa.Connection, run_ids: Sequence[str], tags: Sequence[str] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Attributes, params, latest metrics and tags of the active runs among ``run_ids``;
+    with ``tags``, only those tags (with the kind and parent tags every row shows)."""
+    tag_keys = None if tags is None else sorted({*tags, KIND_TAG, PARENT_RUN_TAG, MLFLOW_RUN_NAME})
     runs: dict[str, dict[str, Any]] = {}
     for chunk in chunks(run_ids):
         for row in _rows(
@@ -411,10 +454,12 @@ def fetch_runs(conn: sa.Connection, run_ids: Sequence[str]) -> dict[str, dict[st
             ).where(SqlLatestMetric.run_uuid.in_(chunk)),
         ):
             runs[run_uuid]["metrics"][key] = float("nan") if is_nan else float(value)
-        for run_uuid, key, value in _rows(
-            conn,
-            sa.select(SqlTag.run_uuid, SqlTag.key, SqlTag.value).where(SqlTag.run_uuid.in_(chunk)),
-        ):
+        wanted_tags: Any = sa.select(SqlTag.run_uuid, SqlTag.key, SqlTag.value).where(
+            SqlTag.run_uuid.in_(chunk)
+        )
+        if tag_keys is not None:
+            wanted_tags = wanted_tags.where(SqlTag.key.in_(tag_keys))
+        for run_uuid, key, value in _rows(conn, wanted_tags):
             runs[run_uuid]["tags"][key] = value
     for run in runs.values():
         # As SqlRun.to_mlflow_entity: runs logged by MLflow <= 1.29 have only the tag.

@@ -35,6 +35,7 @@ from flowscope.analysis import _sql
 from flowscope.analysis._client import ClientRunStore
 from flowscope.analysis._rows import (
     RunPage,
+    check_count_by,
     check_kind,
     check_page,
     experiment_ints,
@@ -84,6 +85,7 @@ class RunStore(Protocol):
         order_by: list[str] | None = None,
         page: int = 1,
         page_size: int = 50,
+        tags: list[str] | None = None,
     ) -> RunPage: ...
 
     def summary(
@@ -111,6 +113,19 @@ class RunStore(Protocol):
     def runs(self, run_ids: list[str]) -> list[dict[str, Any]]: ...
 
     def keys(self, experiment_ids: list[str], kind: str | None = None) -> dict[str, list[str]]: ...
+
+    def count_by(
+        self,
+        experiment_ids: list[str],
+        by: list[str],
+        *,
+        kind: str | None = None,
+        filter_string: str = "",
+    ) -> dict[tuple[str | None, ...], int]: ...
+
+    def metric_histories(
+        self, run_ids: list[str], key: str
+    ) -> dict[str, list[tuple[int, float]]]: ...
 
 
 def open_run_store(settings: Settings) -> RunStore:
@@ -206,9 +221,12 @@ class SqlRunStore:
         order_by: list[str] | None = None,
         page: int = 1,
         page_size: int = 50,
+        tags: list[str] | None = None,
     ) -> RunPage:
         """One page of the runs matching ``filter_string`` (MLflow's syntax), in MLflow's order
-        for ``order_by``, and how many match in all."""
+        for ``order_by``, and how many match in all. With ``tags``, the rows show only those
+        tags (and the kind and parent tags): a page of thousands of runs that needs two of
+        a run's tags reads no more of them."""
         check_page(page, page_size)
         order = _sql.parse_order_by(order_by or [])
         try:
@@ -217,7 +235,7 @@ class SqlRunStore:
                 total = _sql.count_runs(conn, conditions)
                 offset = (page - 1) * page_size
                 ids = list(conn.scalars(_sql.ordered_ids(conditions, order, offset, page_size)))
-                runs = _sql.fetch_runs(conn, ids)
+                runs = _sql.fetch_runs(conn, ids, tags)
         except _sql.Unsupported:
             return self._fallback.search(
                 experiment_ids,
@@ -226,6 +244,7 @@ class SqlRunStore:
                 order_by=order_by,
                 page=page,
                 page_size=page_size,
+                tags=tags,
             )
         rows = [make_row(**runs[run_id]) for run_id in ids if run_id in runs]
         return RunPage(rows, total, page, page_size, list(order_by or []))
@@ -331,3 +350,30 @@ class SqlRunStore:
             return self._fallback.keys(experiment_ids, kind)
         found["tags"] = [key for key in found["tags"] if shown_tag(key)]
         return found
+
+    def count_by(
+        self,
+        experiment_ids: list[str],
+        by: list[str],
+        *,
+        kind: str | None = None,
+        filter_string: str = "",
+    ) -> dict[tuple[str | None, ...], int]:
+        """How many matching runs share each combination of ``by`` (``status`` or
+        ``tags.<key>``; None where a run lacks the tag): a study's trials per parent and
+        state, say, in one grouped query."""
+        check_count_by(by)
+        try:
+            with self._engine.connect() as conn:
+                conditions = self._conditions(conn, experiment_ids, kind, filter_string)
+                return _sql.grouped_counts(conn, conditions, by)
+        except _sql.Unsupported:
+            return self._fallback.count_by(
+                experiment_ids, by, kind=kind, filter_string=filter_string
+            )
+
+    def metric_histories(self, run_ids: list[str], key: str) -> dict[str, list[tuple[int, float]]]:
+        """Every ``(step, value)`` of metric ``key`` of these runs, by step, in one query per
+        500 runs; runs without the metric are left out."""
+        with self._engine.connect() as conn:
+            return _sql.metric_points(conn, list(dict.fromkeys(run_ids)), key, self._dialect)

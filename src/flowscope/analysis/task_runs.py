@@ -48,9 +48,10 @@ def search_all(
     order_by: Sequence[str] | None = None,
     limit: int | None = None,
     page_size: int = MAX_PAGE_SIZE,
+    tags: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Every run matching (at most ``limit``), in order, read ``page_size`` at a time. The
-    kind is chosen before the limit is counted."""
+    kind is chosen before the limit is counted; ``tags`` as in ``RunStore.search``."""
     if limit is not None and limit < 1:
         raise FlowscopeError(f"limit must be 1 or more, not {limit}")
     size = min(limit or page_size, page_size)
@@ -64,6 +65,7 @@ def search_all(
             order_by=list(order_by) if order_by else None,
             page=number,
             page_size=size,
+            tags=tags,
         )
         rows.extend(found.rows)
         if not found.rows or len(rows) >= found.total:

@@ -19,7 +19,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flowscope._imports import try_import
 from flowscope.errors import FlowscopeError
+
+try_import("optuna", "tune")  # a clear message, not a bare ImportError, without it
 
 if TYPE_CHECKING:
     import optuna

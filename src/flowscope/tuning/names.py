@@ -11,6 +11,9 @@ TRIALS_STARTED_ATTR = "flowscope.trials_started"
 
 # Tags.
 STUDY_TAG = "flowscope.study"
+# On the parent: the metric name trial runs record the objective under (``value`` unless
+# the caller named it), so readers need not guess it from the trials' metrics.
+OBJECTIVE_TAG = "flowscope.objective"
 TRIAL_NUMBER_TAG = "flowscope.trial_number"
 TRIAL_STATE_TAG = "flowscope.trial_state"
 BEST_TRIAL_TAG = "flowscope.best_trial"
@@ -21,8 +24,11 @@ DURATION_METRIC = "duration_s"
 TRIAL_NUMBER_METRIC = "trial_number"
 INTERMEDIATE_PREFIX = "intermediate_"
 
-# Optuna's trial state -> the MLflow status of its run.
+# Optuna's trial state -> the MLflow status of its run, and back (a trial still running
+# has a RUNNING run and no state tag yet).
 RUN_STATUS = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+TRIAL_STATE = {"FINISHED": "COMPLETE", "KILLED": "PRUNED", "FAILED": "FAIL", "RUNNING": "RUNNING"}
+STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING")
 
 
 def trial_local_id(parent_local_id: str, trial_id: int) -> str:

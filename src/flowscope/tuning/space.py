@@ -142,16 +142,23 @@ def suggest(trial: optuna.Trial, space: SearchSpace) -> dict[str, Any]:
 def describe_distribution(distribution: BaseDistribution) -> str:
     """A distribution as one short line: ``float 0.01..0.3 log``, ``int 3..15``,
     ``categorical ['gini', 'entropy']``."""
-    from optuna.distributions import CategoricalDistribution, IntDistribution
+    from optuna.distributions import distribution_to_json
 
-    if isinstance(distribution, CategoricalDistribution):
-        return f"categorical {list(distribution.choices)!r}"
-    kind = "int" if isinstance(distribution, IntDistribution) else "float"
-    low, high = getattr(distribution, "low", None), getattr(distribution, "high", None)
-    text = f"{kind} {low}..{high}"
-    if getattr(distribution, "log", False):
+    return describe_json(json.loads(distribution_to_json(distribution)))
+
+
+def describe_json(entry: Mapping[str, Any]) -> str:
+    """:func:`describe_distribution` of a distribution in Optuna's JSON form (what
+    :func:`space_as_json` writes): readers of a study's artifacts need no Optuna."""
+    kind_name = str(entry.get("name", ""))
+    attributes = entry.get("attributes") or {}
+    if kind_name.startswith("Categorical"):
+        return f"categorical {list(attributes.get('choices', []))!r}"
+    kind = "int" if kind_name.startswith("Int") else "float"
+    text = f"{kind} {attributes.get('low')}..{attributes.get('high')}"
+    if attributes.get("log") or "Log" in kind_name:
         text += " log"
-    step = getattr(distribution, "step", None)
+    step = attributes.get("step", attributes.get("q"))
     if step not in (None, 1):
         text += f" step {step}"
     return text

@@ -10,7 +10,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from flowscope._imports import try_import
 from flowscope.errors import FlowscopeError
+
+try_import("optuna", "tune")  # a clear message, not a bare ImportError, without it
 
 if TYPE_CHECKING:
     import optuna

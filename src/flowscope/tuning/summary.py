@@ -14,6 +14,10 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from flowscope._imports import try_import
+
+try_import("optuna", "tune")  # a clear message, not a bare ImportError, without it
+
 if TYPE_CHECKING:
     import optuna
     from matplotlib.figure import Figure

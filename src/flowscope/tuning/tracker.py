@@ -26,9 +26,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from flowscope._imports import try_import
 from flowscope.errors import FlowscopeError
 from flowscope.tuning import names
 from flowscope.tuning.claims import claim
+
+try_import("optuna", "tune")  # a clear message, not a bare ImportError, without it
 
 if TYPE_CHECKING:
     import optuna
@@ -133,7 +136,11 @@ class StudyTracker:
                 run_name=study.study_name,
                 kind="tuning",
                 params={**study_params(study, self.search_space), **self.params},
-                tags={names.STUDY_TAG: study.study_name, **self.tags},
+                tags={
+                    names.STUDY_TAG: study.study_name,
+                    names.OBJECTIVE_TAG: self.metric_name,
+                    **self.tags,
+                },
                 settings=self.settings,
                 local_id=local_id,
             )

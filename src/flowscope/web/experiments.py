@@ -1,4 +1,5 @@
-"""Experiments, and the runs of one experiment with tabs, summary, filter, sort and paging."""
+"""Experiments, and the runs of one experiment with tabs, summary, filter, sort and paging;
+the Tuning tab lists the experiment's studies."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from flowscope.analysis.listing import RunsQuery, experiments_overview, runs_listing
+from flowscope.tuning.view import with_studies
 from flowscope.web.render import page
 
 router = APIRouter()
@@ -41,5 +43,6 @@ def experiment_runs(
         metric=metric.strip(),
         direction=direction,
     )
-    data = runs_listing(request.app.state.store, experiment_id, query)
+    store = request.app.state.store
+    data = with_studies(store, runs_listing(store, experiment_id, query))
     return page(request, "runs.html", data, status=400 if data["error"] else 200)

@@ -92,7 +92,10 @@ def clean(value: Any) -> Any:
 
 
 def json_response(data: Any, status: int = 200) -> JSONResponse:
-    return JSONResponse(clean(data), status_code=status)
+    try:  # Starlette refuses NaN: only data that has some pays for the walk through it
+        return JSONResponse(data, status_code=status)
+    except ValueError:
+        return JSONResponse(clean(data), status_code=status)
 
 
 def page(request: Request, template: str, data: dict[str, Any], status: int = 200) -> Response:
@@ -112,7 +115,11 @@ def page(request: Request, template: str, data: dict[str, Any], status: int = 20
 
 def figure_json(figure: Any) -> str:
     """A Plotly figure as the JSON the page's script hands to ``Plotly.newPlot``."""
-    return json.dumps(clean(figure.to_plotly_json()), default=_plain)
+    plotted = figure.to_plotly_json()
+    try:  # NaN has no JSON: only figures that hold some pay for the walk through them
+        return json.dumps(plotted, default=_plain, allow_nan=False)
+    except ValueError:
+        return json.dumps(clean(plotted), default=_plain)
 
 
 def _plain(value: Any) -> Any:

@@ -13,7 +13,8 @@ function drawFigures(root) {
 
 function wireRunSelection(root) {
   const button = root.querySelector("#compare-button");
-  if (!button) return;
+  if (!button || button.dataset.wired) return;
+  button.dataset.wired = "1";
   const update = () => {
     const count = root.querySelectorAll(".select-run:checked").length;
     button.disabled = count < 2 || count > 50;
@@ -25,7 +26,8 @@ function wireRunSelection(root) {
 
 function wireColumnChooser(root) {
   const form = root.querySelector(".column-chooser");
-  if (!form) return;
+  if (!form || form.dataset.wired) return;
+  form.dataset.wired = "1";
   form.addEventListener("submit", () => {
     const chosen = [...form.querySelectorAll(".column-choice:checked")].map((box) => box.value);
     form.querySelector("#columns-value").value = chosen.join(",");
@@ -34,7 +36,8 @@ function wireColumnChooser(root) {
 
 function wireVersionSelection(root) {
   const form = root.querySelector("#version-compare");
-  if (!form) return;
+  if (!form || form.dataset.wired) return;
+  form.dataset.wired = "1";
   const button = form.querySelector("#compare-versions");
   const boxes = form.querySelectorAll(".select-version");
   const update = () => {
@@ -55,3 +58,6 @@ function init(root) {
 
 window.addEventListener("load", () => init(document));
 document.addEventListener("htmx:afterSwap", (event) => init(event.target));
+// Content htmx swaps in whole (the study page's refresh replaces its body, outerHTML):
+// the new element is announced by htmx:load, the old one is gone.
+document.addEventListener("htmx:load", (event) => init(event.target));
