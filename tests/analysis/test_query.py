@@ -438,7 +438,7 @@ def test_count_by_metric_histories_and_chosen_tags_equal_mlflows(
     for store in (sql_store, client_store):
         assert store.count_by([seeded.main], ["status", "tags.team"]) == expected
         assert store.count_by([seeded.main], ["status", "tags.`team`"], kind="trial") == trials
-        with pytest.raises(FlowscopeError, match="cannot count runs by 'params.lr'"):
+        with pytest.raises(FlowscopeError, match=r"cannot count runs by 'params\.lr'"):
             store.count_by([seeded.main], ["params.lr"])
         assert store.metric_histories(some, "val") == histories
         assert store.metric_histories(some, "nope") == {}
