@@ -653,3 +653,142 @@ def timed(call: Callable[[], Any], repeats: int = 5) -> tuple[float, Any]:
         answer = call()
         times.append(time.perf_counter() - started)
     return statistics.median(times), answer
+
+
+MODES: dict[str, Callable[[Cell], Outcome]] = {
+    "bare": run_bare,
+    "mlflow": run_mlflow,
+    "flowscope": run_flowscope,
+}
+LABELS = {"bare": "bare Optuna", "mlflow": "MLflowCallback", "flowscope": "flowscope"}
+
+
+# -- the report --------------------------------------------------------------------------
+
+
+def _ms(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}"
+
+
+def print_results(results: list[Result], console: Console) -> bool:
+    """The table of every cell and the verdict on each target; True when all are met."""
+    from rich.table import Table
+
+    table = Table(title="seconds per trial and tracking overhead per trial (ms)")
+    columns = (
+        "storage", "n_jobs", "mode", "ms/trial", "overhead", "first 100", "last 100",
+        "stored", "orphans", "summary s",
+    )  # fmt: skip
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("storage", "mode") else "right")
+    for r in results:
+        table.add_row(
+            r.storage,
+            str(r.n_jobs),
+            LABELS[r.mode],
+            f"{r.seconds_per_trial * 1000:.1f}",
+            _ms(r.overhead_ms),
+            _ms(r.first_overhead_ms),
+            _ms(r.last_overhead_ms),
+            f"{r.stored}/{r.trials}",
+            str(r.orphans),
+            "" if r.summary_s is None else f"{r.summary_s:.1f}",
+        )
+    console.print(table)
+    met = True
+    for ours in (r for r in results if r.mode == "flowscope"):
+        peer = next(
+            (
+                r
+                for r in results
+                if r.mode == "mlflow" and (r.storage, r.n_jobs) == (ours.storage, ours.n_jobs)
+            ),
+            None,
+        )
+        cell = f"{ours.storage}, n_jobs={ours.n_jobs}"
+        if peer is not None and ours.overhead_ms is not None and peer.overhead_ms:
+            ratio = ours.overhead_ms / peer.overhead_ms
+            ok = ratio <= TARGET_OVERHEAD_RATIO
+            met &= ok
+            console.print(
+                f"{cell}: flowscope's overhead {ours.overhead_ms:.1f} ms vs MLflowCallback's "
+                f"{peer.overhead_ms:.1f} ms per trial: ratio {ratio:.2f} "
+                f"(target ≤ {TARGET_OVERHEAD_RATIO:.2f}) {'met' if ok else 'MISSED'}"
+            )
+        if ours.first_overhead_ms is not None and ours.last_overhead_ms is not None:
+            # flat: the last window within 20% of the first, or within a millisecond of it
+            limit = max(ours.first_overhead_ms * (1 + TARGET_FLAT), ours.first_overhead_ms + 1.0)
+            ok = ours.last_overhead_ms <= limit
+            met &= ok
+            console.print(
+                f"{cell}: overhead over trials 1-{ours.window}: {ours.first_overhead_ms:.1f} ms, "
+                f"over the last {ours.window}: {ours.last_overhead_ms:.1f} ms "
+                f"{'flat' if ok else 'GROWS'}"
+            )
+        ok = ours.complete
+        met &= ok
+        console.print(
+            f"{cell}: {ours.stored}/{ours.trials} trials stored with their parent, "
+            f"{ours.orphans} without {'met' if ok else 'MISSED'}"
+        )
+        if peer is not None:
+            console.print(
+                f"{cell}: MLflowCallback stored {peer.stored}/{peer.trials} under its parent, "
+                f"{peer.orphans} without"
+            )
+    return met
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trials", type=int, default=1000, help="trials per study (1000)")
+    parser.add_argument(
+        "--storages", nargs="+", default=["sqlite", "postgres"], choices=["sqlite", "postgres"]
+    )
+    parser.add_argument("--n-jobs", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
+    parser.add_argument("--work-ms", type=float, default=2.0, help="the objective's work (2 ms)")
+    parser.add_argument("--reports", type=int, default=5, help="intermediate values per trial")
+    parser.add_argument("--page-trials", type=int, default=10_000, help="0 skips the page")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    console = Console(width=132)
+    load = os.getloadavg()
+    console.print(
+        f"{args.trials:,} trials per study, objective {args.work_ms} ms with {args.reports} "
+        f"intermediate values; load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    import tempfile
+
+    results: list[Result] = []
+    pages: list[PageFigure] = []
+    with tempfile.TemporaryDirectory(prefix="flowscope-bench-tuning-") as folder:
+        for storage in args.storages:
+            with open_backend(storage, Path(folder) / storage) as backend:
+                results.extend(run_cells(backend, args, console))
+                if args.page_trials and storage == "sqlite":
+                    pages.append(time_page(backend, args.page_trials, console))
+    met = print_results(results, console)
+    for page in pages:
+        ok = page.correct and max(page.json_s, page.html_s) <= TARGET_PAGE_S
+        met &= ok
+        console.print(
+            f"study page at {page.trials:,} trials on {page.storage}: "
+            f"JSON {page.json_s * 1000:.0f} ms ({page.json_bytes:,} bytes), "
+            f"HTML {page.html_s * 1000:.0f} ms ({page.html_bytes:,} bytes), "
+            f"target ≤ {TARGET_PAGE_S:.0f} s: "
+            f"{'met' if ok else 'MISSED'}{'' if page.correct else ' (WRONG ANSWER)'}"
+        )
+    if args.json:
+        from dataclasses import asdict
+
+        figures = {"results": [asdict(r) for r in results], "pages": [asdict(p) for p in pages]}
+        args.json.write_text(json.dumps(figures, indent=2))
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

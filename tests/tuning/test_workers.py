@@ -14,6 +14,7 @@ import optuna
 import pytest
 from mlflow import MlflowClient
 
+import flowscope
 from tests.conftest import make_settings
 from tests.tuning.conftest import study_runs
 
@@ -94,3 +95,47 @@ def test_three_workers_share_one_study_and_a_killed_workers_trial_fails(
     assert parent.info.status == "FINISHED"
     assert parent.data.metrics["best_value"] == study.best_value
     assert parent.data.metrics["trials_total"] == 24
+
+
+def test_a_worker_delivers_what_a_worker_that_never_reached_the_store_left(
+    tmp_path: Path, sqlite_uri: str
+) -> None:
+    """The first worker's tracking store was unreachable: its parent run and trial runs
+    stay in its journal when it exits. The next worker on the machine joins the study and
+    delivers them, its own trials under the same parent."""
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+    command = [
+        sys.executable, "-m", "tests.tuning.workers",
+        "--tracking-uri", "http://127.0.0.1:9", "--root", str(tmp_path),
+        "--storage", storage, "--study", "offline", "--trials", "5", "--n-jobs", "1",
+        "--flush-timeout", "0",
+    ]  # fmt: skip
+    first = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    settings = make_settings(tmp_path, sqlite_uri)
+    left = sorted(path.name for path in settings.journal_dir.glob("*.journal"))
+    assert len(left) == 6  # the parent and five trials
+
+    def objective(trial: optuna.Trial) -> float:
+        x = trial.suggest_float("x", -10, 10)
+        trial.report(x, 0)
+        return (x - 2) ** 2
+
+    result = flowscope.tune(
+        objective, study="offline", storage=storage, n_trials=8, direction="min", settings=settings
+    )
+    study = optuna.load_study(study_name="offline", storage=storage)
+    assert len(study.trials) == 8
+    parent, runs = study_runs(settings, "offline")
+    assert parent.info.run_id == result.parent_run_id
+    assert [int(run.data.tags["flowscope.trial_number"]) for run in runs] == list(range(8))
+    assert {run.data.tags["mlflow.parentRunId"] for run in runs} == {parent.info.run_id}
+    assert {run.info.status for run in runs} == {"FINISHED"}
+    values = {trial.number: trial.value for trial in study.trials}
+    assert {
+        int(r.data.tags["flowscope.trial_number"]): r.data.metrics["value"] for r in runs
+    } == values
+    assert parent.info.status == "FINISHED"
+    assert parent.data.metrics["trials_total"] == 8
+    assert parent.data.metrics["best_value"] == study.best_value
+    assert list(settings.journal_dir.glob("*.journal")) == []

@@ -23,6 +23,7 @@ def main() -> None:
     parser.add_argument("--n-jobs", type=int, default=2)
     parser.add_argument("--hang-trial", type=int, default=-1)
     parser.add_argument("--marker", type=Path)
+    parser.add_argument("--flush-timeout", type=float, default=120.0)
     args = parser.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     settings = load_settings(
@@ -31,7 +32,7 @@ def main() -> None:
         journal_dir=args.root / "journal",
         autolog=False,
         sync_on_start=False,
-        flush_timeout=120.0,
+        flush_timeout=args.flush_timeout,
         start_timeout=10.0,
         max_backoff=0.5,
     )

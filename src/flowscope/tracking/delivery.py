@@ -83,6 +83,10 @@ class Delivery:
     def run_id(self) -> str | None:
         return self.state.run_id
 
+    def expect_existing(self) -> None:
+        """An earlier attempt may have created the run: look for it before creating one."""
+        self._create_attempted = True
+
     # -- reading ahead -----------------------------------------------------------------
 
     def _fill(self, complete: bool) -> None:

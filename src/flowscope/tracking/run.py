@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from flowscope.explain import Explanation, FairnessReport
+    from flowscope.tracking.courier import Courier, Handle
     from flowscope.tracking.evaluation import Evaluation
     from flowscope.tracking.journal import Journal
     from flowscope.tracking.writer import Writer
@@ -73,7 +74,7 @@ class Run:
         local_id: str,
         settings: Settings,
         journal: Journal | None,
-        writer: Writer | None,
+        writer: Writer | Handle | None,
     ) -> None:
         self.task = task
         self.kind = kind
@@ -469,7 +470,7 @@ class Run:
             )
             return
         assert self._writer is not None
-        self._writer.notify()
+        self._writer.notify(final=record["op"] == "end")
 
 
 def _join(folder: str | None, name: str) -> str:
@@ -497,6 +498,7 @@ def start_run(
     description: str | None = None,
     settings: Settings | None = None,
     local_id: str | None = None,
+    courier: Courier | None = None,
 ) -> Run:
     """Start a run of ``task`` in the experiment named after it (``<task>-inference`` for
     inference runs) and return it; use it as a context manager.
@@ -506,6 +508,8 @@ def start_run(
     reached within ``start_timeout`` the run goes on offline and is created later.
     ``local_id`` names the run's journal (a fresh id by default): a writer that may be
     asked twice for the same run names it, to find the journal of a first attempt.
+    ``courier`` delivers the run together with others instead of a thread of its own
+    (many short runs: see :mod:`flowscope.tracking.courier`).
     """
     from flowscope.tracking.journal import Journal
     from flowscope.tracking.store import StoreAccess
@@ -567,10 +571,15 @@ def start_run(
             task,
         )
         return unrecorded()
-    writer = Writer(journal, StoreAccess(settings), max_backoff=settings.max_backoff)
+    writer: Writer | Handle
+    if courier is not None:
+        writer = courier.take(journal)
+    else:
+        writer = Writer(journal, StoreAccess(settings), max_backoff=settings.max_backoff)
     if settings.sync_on_start:
         recover_in_background(settings)
-    writer.created.wait(settings.start_timeout)
+    if courier is None:  # a courier creates its runs when they end or go on (no wait)
+        writer.created.wait(settings.start_timeout)
     run = Run(
         task=task, kind=kind, local_id=local_id, settings=settings, journal=journal, writer=writer
     )

@@ -36,8 +36,8 @@ class Writer:
         )
         self._thread.start()
 
-    def notify(self) -> None:
-        """Tell the writer a record was appended."""
+    def notify(self, *, final: bool = False) -> None:
+        """Tell the writer a record was appended (``final``: the run's end)."""
         self._wake.set()
 
     def wait(self, timeout: float) -> bool:

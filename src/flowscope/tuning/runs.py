@@ -52,7 +52,8 @@ def attach_run(settings: Settings, task: str, kind: str, run_id: str) -> Run:
 
 def adopt_journal(settings: Settings, task: str, kind: str, local_id: str) -> Run | None:
     """The run of the journal ``local_id`` if it is on this machine and its process is dead,
-    ready for more records; None otherwise (delivered already, elsewhere, or alive)."""
+    ready for more records (or ended, if the journal holds its end); None otherwise
+    (delivered already, elsewhere, or alive)."""
     from flowscope.tracking.journal import SUFFIX, Journal
     from flowscope.tracking.run import Run
     from flowscope.tracking.store import StoreAccess
@@ -61,12 +62,14 @@ def adopt_journal(settings: Settings, task: str, kind: str, local_id: str) -> Ru
     journal = Journal.claim(settings.journal_dir / f"{local_id}{SUFFIX}")
     if journal is None:
         return None
-    records = [offset for offset, _ in journal.read(0, complete=True)]
-    os.truncate(journal.path, records[-1] if records else 0)  # a torn last line goes
+    records = list(journal.read(0, complete=True))
+    os.truncate(journal.path, records[-1][0] if records else 0)  # a torn last line goes
     writer = Writer(journal, StoreAccess(settings), max_backoff=settings.max_backoff)
     run = Run(
         task=task, kind=kind, local_id=local_id, settings=settings, journal=journal, writer=writer
     )
+    # a journal that holds its run's end gives an ended run: delivering it is all that is left
+    run._ended = bool(records) and records[-1][1].get("op") == "end"
     # artifacts written now go to fresh places, past those the records already name
     stashed = journal.files_dir
     taken = [int(p.name) for p in stashed.iterdir() if p.name.isdigit()] if stashed.is_dir() else []

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from flowscope.config import Settings
+    from flowscope.tracking.courier import Courier
     from flowscope.tracking.run import Run
     from flowscope.tuning.summary import StudySummary
 
@@ -98,6 +99,7 @@ class StudyTracker:
         self._handled: set[int] = set()
         self._ended: list[Run] = []
         self._best_number: int | None = None
+        self._courier: Courier | None = None
 
     # -- the parent run ----------------------------------------------------------------
 
@@ -300,6 +302,7 @@ class StudyTracker:
         with self._lock:
             self._handled.add(trial_id)
             parent = self._parent_reference(study)
+            courier = self._trial_courier()
         return start_run(
             self.task,
             run_name=f"trial-{number}",
@@ -308,7 +311,18 @@ class StudyTracker:
             tags={names.STUDY_TAG: study.study_name, names.TRIAL_NUMBER_TAG: number},
             settings=self._trial_settings,
             local_id=names.trial_local_id(self._parent_local_id, trial_id),
+            courier=courier,
         )
+
+    def _trial_courier(self) -> Courier:
+        """The one thread that delivers this worker's trial runs, several to a transaction."""
+        if self._courier is None:
+            from flowscope.tracking.courier import Courier
+            from flowscope.tracking.store import StoreAccess
+
+            settings = self._trial_settings
+            self._courier = Courier(StoreAccess(settings), max_backoff=settings.max_backoff)
+        return self._courier
 
     def _take_open(self, trial_id: int) -> tuple[Run, float] | None:
         with self._lock:
@@ -436,11 +450,15 @@ class StudyTracker:
                 # the worker that created the parent died on this machine: go on in its
                 # journal, so that delivering that journal later cannot end the run KILLED
                 parent = adopt_journal(self.settings, self.task, "tuning", self._parent_local_id)
+                if parent is not None and not parent.active:  # ended, not delivered yet
+                    wait_delivered([parent], self.settings.flush_timeout)
+                    parent = None
             if parent is None:
                 run_id = self.parent_run_id or study.user_attrs.get(names.PARENT_RUN_ID_ATTR)
                 if run_id is None and self._parent_local_id is not None:
                     run_id = find_run_id(self.settings, self.task, "tuning", self._parent_local_id)
                 if run_id is not None:
+                    self._parent_run_id = run_id
                     parent = attach_run(self.settings, self.task, "tuning", run_id)
             ended = list(self._ended)
         wait = self.settings.flush_timeout if timeout is None else timeout
@@ -456,8 +474,48 @@ class StudyTracker:
             log_summary(parent, summary, space)
             parent.end("FINISHED", timeout=wait)
             self._publish(study)
+            if self._parent is None and parent.run_id is not None:  # adopted or attached
+                self._parent_run_id = parent.run_id
+                if study.user_attrs.get(names.PARENT_RUN_ID_ATTR) is None:
+                    study.set_user_attr(names.PARENT_RUN_ID_ATTR, parent.run_id)
         wait_delivered(ended, max(wait - (time.monotonic() - started), 0.0))
+        self._deliver_orphans(study, max(wait - (time.monotonic() - started), 0.0))
         return summary
+
+    def _deliver_orphans(self, study: optuna.Study, timeout: float) -> None:
+        """Finish and deliver the runs of finished trials that a worker on this machine
+        left in its journal when it died: killed after Optuna stored a trial's state and
+        before its run ended, or before its ended run was delivered."""
+        from optuna.trial import TrialState
+
+        from flowscope.tracking.journal import SUFFIX
+        from flowscope.tuning.runs import adopt_journal, wait_delivered
+
+        if self._parent_local_id is None:
+            return
+        adopted: list[Run] = []
+        for trial in study.get_trials(deepcopy=False):
+            if trial.state in (TrialState.RUNNING, TrialState.WAITING):
+                continue  # a stale trial is failed, and its run ended, by fail_stale_trial
+            local_id = names.trial_local_id(self._parent_local_id, trial._trial_id)
+            if not (self.settings.journal_dir / f"{local_id}{SUFFIX}").exists():
+                continue
+            run = adopt_journal(self.settings, self.task, "trial", local_id)
+            if run is None:
+                continue  # delivered meanwhile, or its worker is alive
+            if run.active:
+                duration = trial.duration.total_seconds() if trial.duration else None
+                self._finish_trial_run(
+                    run, trial.state.name, trial.number, trial.params, trial.values, duration
+                )
+            adopted.append(run)
+        if adopted:
+            logger.warning(
+                "flowscope: delivering %d trial run(s) of study %s that a stopped worker left",
+                len(adopted),
+                study.study_name,
+            )
+            wait_delivered(adopted, timeout)
 
 
 def study_params(
