@@ -15,11 +15,14 @@ from flowscope.config import Settings
 from flowscope.demo import (
     BATCH_FILE,
     BATCH_ROWS,
+    DEMO_STUDY,
     DEMO_WINDOW,
+    QUICK_DEMO_STUDY_TRIALS,
     SHIFTED_BATCH_FILE,
     SHIFTED_FEATURES,
     SINGLE_PREDICTIONS,
     demo_jobs,
+    record_demo_study,
 )
 from flowscope.web import create_app
 from tests.conftest import make_settings
@@ -112,6 +115,74 @@ def test_quick_demo_seeds_a_workspace(seeded: tuple[Settings, Path, str]) -> Non
     (run,) = client.search_runs([quantile.experiment_id])
     assert "coverage_0.1_0.9" in run.data.metrics
     assert (root / ".flowscope" / "journal").is_dir()
+
+
+@pytest.mark.slow
+def test_demo_tunes_lightgbm_on_breast_cancer(seeded: tuple[Settings, Path, str]) -> None:
+    """The quick demo's study, as ``flowscope tune`` leaves one: a tuning run with a trial
+    run per trial in Optuna's storage beside the store, pruned trials among them, the best
+    refit unregistered, and the study on the Tuning tab and its page."""
+    optuna = pytest.importorskip("optuna")
+    settings, root, output = seeded
+    study = optuna.load_study(study_name=DEMO_STUDY, storage=f"sqlite:///{root / 'optuna.db'}")
+    assert len(study.trials) == QUICK_DEMO_STUDY_TRIALS
+    assert any(trial.intermediate_values for trial in study.trials)  # boosting rounds
+
+    client = MlflowClient(settings.tracking_uri)
+    cancer = client.get_experiment_by_name("breast-cancer")
+    (parent,) = client.search_runs([cancer.experiment_id], "tags.`flowscope.kind` = 'tuning'")
+    assert parent.info.status == "FINISHED"
+    assert parent.data.tags["flowscope.study"] == DEMO_STUDY
+    assert parent.data.params["model_type"] == "lightgbm"
+    children = client.search_runs(
+        [cancer.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'"
+    )
+    trials = {
+        int(run.data.tags["flowscope.trial_number"]): run
+        for run in children
+        if run.data.tags["flowscope.kind"] == "trial"
+    }
+    assert sorted(trials) == [trial.number for trial in study.trials]
+    status = {"COMPLETE": "FINISHED", "PRUNED": "KILLED", "FAIL": "FAILED"}
+    for trial in study.trials:
+        assert trials[trial.number].info.status == status[trial.state.name]
+        if trial.state.name == "COMPLETE":
+            assert trials[trial.number].data.metrics["roc_auc"] == trial.value
+    (refit,) = [run for run in children if run.data.tags["flowscope.kind"] == "training"]
+    assert refit.data.params["model.num_leaves"] == str(study.best_params["num_leaves"])
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 2  # not registered
+    best = study.best_trial
+    assert (
+        f"breast-cancer study {DEMO_STUDY}: {QUICK_DEMO_STUDY_TRIALS} trials" in output
+        and f"best trial {best.number} with roc_auc = {best.value:.4f}" in output
+    )
+
+    with TestClient(create_app(settings), raise_server_exceptions=False) as dashboard:
+        tab = dashboard.get(
+            f"/experiments/{cancer.experiment_id}.json", params={"tab": "tuning"}
+        ).json()
+        page = dashboard.get(f"/studies/{parent.info.run_id}.json").json()
+    (listed,) = tab["studies"]
+    assert listed["run_id"] == parent.info.run_id and listed["name"] == DEMO_STUDY
+    assert listed["counts"]["total"] == QUICK_DEMO_STUDY_TRIALS
+    assert listed["best_value"] == study.best_value
+    assert page["ok"] and page["best"]["number"] == best.number
+    assert len(page["intermediate"]["trials"]) == QUICK_DEMO_STUDY_TRIALS
+
+
+@pytest.mark.slow
+def test_a_demo_seeded_again_tunes_a_study_of_its_own(tmp_path: Path) -> None:
+    """Seeded once more (``--again``), the demo does not resume its study, whose trials are
+    all done, but tunes another beside it."""
+    optuna = pytest.importorskip("optuna")
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    storage = f"sqlite:///{tmp_path / 'optuna.db'}"  # beside the store, as the demo's is
+    optuna.create_study(study_name=DEMO_STUDY, storage=storage)
+    line = record_demo_study(settings, quick=True)
+    assert line.startswith(f"breast-cancer study {DEMO_STUDY}-2: {QUICK_DEMO_STUDY_TRIALS} trials")
+    assert len(optuna.load_study(study_name=DEMO_STUDY, storage=storage).trials) == 0
+    again = optuna.load_study(study_name=f"{DEMO_STUDY}-2", storage=storage)
+    assert len(again.trials) == QUICK_DEMO_STUDY_TRIALS
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from flowscope.errors import FlowscopeError
+from flowscope.errors import FlowscopeError, MissingDependencyError
 
 app = typer.Typer(
     name="flowscope",
@@ -463,6 +463,12 @@ def demo(
     from flowscope.demo import is_seeded, seed_demo, seeded_summary
 
     settings = _settings(tracking_uri)
+    try:  # the progress bar says what Optuna's line per trial of the demo's study would
+        from flowscope.tuning.catalog_study import quiet_optuna
+
+        quiet_optuna()
+    except MissingDependencyError:
+        pass  # the demo leaves its study out, and says so
     if is_seeded(settings) and not again:
         typer.echo("the demo workspace is already seeded (--again seeds it once more)")
         summary = seeded_summary(settings)

@@ -1,7 +1,9 @@
-"""A demo store seeded once for the dashboard tests, and an in-process client on it."""
+"""A demo store seeded once for the dashboard tests, an in-process client on it, and real
+Chromium (Debian's, driven by Playwright) for the browser tests."""
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,18 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 XSS_NAME = "<img src=x onerror=alert(1)>"
+CHROMIUM = Path("/usr/bin/chromium")
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
+# Chromium's own background traffic is refused on a closed network; these keep it quiet.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture(scope="session")
@@ -48,3 +62,26 @@ def client(seeded: Settings, tmp_path: Path) -> Iterator[TestClient]:
 def experiment_id(client: TestClient, name: str) -> str:
     data = client.get("/experiments.json").json()
     return next(e["experiment_id"] for e in data["experiments"] if e["name"] == name)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} is missing (make test installs Debian's chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def screenshot(page: object, name: str) -> None:
+    """A full-page screenshot under test-output/, for a person to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]

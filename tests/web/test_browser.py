@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from flowscope.config import Settings
 from tests.servers import dashboard_server
-from tests.web.conftest import XSS_NAME
-
-CHROMIUM = Path("/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
-# Chromium's own background traffic is refused on a closed network; these keep it quiet.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from tests.web.conftest import XSS_NAME, screenshot
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -38,23 +23,6 @@ def dashboard(seeded: Settings, tmp_path_factory: pytest.TempPathFactory) -> Ite
         server.stop()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} is missing (make test installs Debian's chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
-
-
 @pytest.fixture
 def page(browser, dashboard: str) -> Iterator[object]:
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=dashboard)
@@ -66,11 +34,6 @@ def page(browser, dashboard: str) -> Iterator[object]:
         yield opened
     finally:
         context.close()
-
-
-def _shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
 def _traces(page, selector: str) -> int:
@@ -90,7 +53,7 @@ def test_runs_tabs_filter_sort_compare_and_best(page) -> None:
     page.wait_for_selector("table#runs tbody tr")
     total = page.locator("table#runs tbody tr").count()
     assert total >= 4
-    _shot(page, "runs")
+    screenshot(page, "runs")
 
     # tabs
     page.locator("a.tab[data-tab=inference]").click()
@@ -127,7 +90,7 @@ def test_runs_tabs_filter_sort_compare_and_best(page) -> None:
     page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0")
     assert _traces(page, "#compare-charts") >= 3
     assert page.locator("#metric-table td.best").count() >= 1
-    _shot(page, "compare")
+    screenshot(page, "compare")
 
     # the best run, under a constraint
     page.goto("/experiments")
@@ -138,7 +101,7 @@ def test_runs_tabs_filter_sort_compare_and_best(page) -> None:
     page.wait_for_selector("#winner")
     assert "recall_1 >= 0.9" in page.locator("#winner .statement").inner_text()
     assert page.locator("#significance").count() == 1
-    _shot(page, "best")
+    screenshot(page, "best")
 
 
 def test_run_page_draws_evaluation_charts(page) -> None:
@@ -149,7 +112,7 @@ def test_run_page_draws_evaluation_charts(page) -> None:
     assert _traces(page, "#evaluation") >= 4  # confusion (2), ROC (2), PR
     assert _traces(page, "#history") >= 2
     assert page.locator("#per-class tbody tr").count() == 2
-    _shot(page, "run")
+    screenshot(page, "run")
 
 
 def test_hostile_run_name_is_text_and_runs_nothing(page) -> None:
@@ -162,7 +125,7 @@ def test_hostile_run_name_is_text_and_runs_nothing(page) -> None:
     assert page.locator("#params").get_by_text("<script>alert(2)</script>").count() == 1
     assert page.dialogs == []  # type: ignore[attr-defined]
     assert page.evaluate("document.querySelectorAll('img[src=x]').length") == 0
-    _shot(page, "hostile-names")
+    screenshot(page, "hostile-names")
 
 
 def test_run_page_draws_the_explanations(page) -> None:
@@ -185,4 +148,4 @@ def test_run_page_draws_the_explanations(page) -> None:
     assert "explain_row=5" in page.url
     title = page.evaluate("document.querySelector('#explain-waterfall').layout.title.text")
     assert title.startswith("row 5:")
-    _shot(page, "explain")
+    screenshot(page, "explain")

@@ -56,8 +56,20 @@ function init(root) {
   wireVersionSelection(root);
 }
 
+// The figures of content htmx takes away (the study page's refresh replaces its body) are
+// purged: each drawn figure holds a window resize handler that would keep it alive.
+function purgeFigures(root) {
+  if (typeof Plotly === "undefined") return;
+  root.querySelectorAll(".js-plotly-plot").forEach((element) => Plotly.purge(element));
+}
+
 window.addEventListener("load", () => init(document));
-document.addEventListener("htmx:afterSwap", (event) => init(event.target));
-// Content htmx swaps in whole (the study page's refresh replaces its body, outerHTML):
-// the new element is announced by htmx:load, the old one is gone.
-document.addEventListener("htmx:load", (event) => init(event.target));
+document.addEventListener("htmx:beforeSwap", (event) => {
+  if (event.detail.shouldSwap) purgeFigures(event.detail.target);
+});
+// Swapped-in content is drawn once htmx has settled it, not before: settling gives an
+// element that kept its id (every chart of a refreshed study page) its class from the
+// server again, which would strip the class Plotly's styles hang on from a figure drawn
+// earlier (toolbar and legends then fall apart). htmx announces settled content on each
+// new element, so this also covers an element that replaced the old one (outerHTML).
+document.addEventListener("htmx:afterSettle", (event) => init(event.target));
