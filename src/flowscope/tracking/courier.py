@@ -41,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 LIVE_AFTER = 2.0  # seconds a run may go on before it is delivered as it goes
 MAX_RUNS_PER_TRANSACTION = 100
+LINGER = 0.1  # seconds the courier lets ended runs gather after delivering some
 _IDLE_WAIT = 0.5
 _FIRST_BACKOFF = 0.1
 _WHOLE_OPS = {"run", "params", "metrics", "tags", "end"}
@@ -51,16 +52,23 @@ class Courier:
     runs while there is something to deliver."""
 
     def __init__(
-        self, access: StoreAccess, *, live_after: float = LIVE_AFTER, max_backoff: float
+        self,
+        access: StoreAccess,
+        *,
+        live_after: float = LIVE_AFTER,
+        linger: float = LINGER,
+        max_backoff: float,
     ) -> None:
         self.access = access
         self.live_after = live_after
+        self.linger = linger
         self.max_backoff = max_backoff
         self._handles: list[Handle] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._failing = False
+        self._locations: dict[str, str] = {}  # experiment id -> artifact location
         self._released = threading.Event()
         self._released.set()
         atexit.register(self._drain_at_exit)
@@ -130,6 +138,8 @@ class Courier:
             backoff.reset()
             if not progress:
                 self._wake.wait(_IDLE_WAIT)
+            else:  # let the runs ending meanwhile gather: one transaction for all of them
+                time.sleep(self.linger)
 
     def _report(self, exc: BaseException, handles: list[Handle]) -> None:
         for handle in handles:
@@ -171,7 +181,9 @@ class Courier:
                 break
         if not ready:
             return 0
-        created, existing = fastpath.create_finished_runs(store, [run for _, run in ready])
+        created, existing = fastpath.create_finished_runs(
+            store, [run for _, run in ready], self._locations
+        )
         for handle, run in ready:
             if run.local_id in existing:  # an earlier attempt committed it: replay as usual
                 handle.live = True

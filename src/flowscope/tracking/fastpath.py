@@ -118,7 +118,7 @@ def check_finished_run(run: FinishedRun) -> None:
 
 
 def create_finished_runs(
-    store: Any, runs: Sequence[FinishedRun]
+    store: Any, runs: Sequence[FinishedRun], locations: dict[str, str] | None = None
 ) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """Create ``runs`` (checked with :func:`check_finished_run`) in one transaction, with
     their tags, params, metric history and latest values, and their end status and time,
@@ -126,7 +126,8 @@ def create_finished_runs(
 
     Returns ``{local id: (run id, artifact uri)}`` of the runs created and the local ids
     of those the store already had (an earlier attempt committed them): those are left
-    alone, for the caller to replay as usual.
+    alone, for the caller to replay as usual. ``locations`` keeps the artifact location of
+    each active experiment seen, from one call to the next.
     """
     from mlflow.entities import LifecycleStage, SourceType
     from mlflow.store.tracking.dbmodels.models import (
@@ -150,7 +151,7 @@ def create_finished_runs(
                 SqlTag.key == LOCAL_ID_TAG, SqlTag.value.in_([run.local_id for run in runs])
             )
         }
-        locations: dict[str, str] = {}
+        locations = {} if locations is None else locations
         run_rows: list[dict[str, Any]] = []
         tag_rows: list[dict[str, Any]] = []
         param_rows: list[dict[str, Any]] = []
@@ -199,15 +200,15 @@ def create_finished_runs(
             created[run.local_id] = (run_id, artifact_uri)
         if run_rows:
             insert = _insert_for(session)
-            session.execute(insert(SqlRun), run_rows)
             for model, rows in (
+                (SqlRun, run_rows),
                 (SqlTag, tag_rows),
                 (SqlParam, param_rows),
                 (SqlMetric, metric_rows),
                 (SqlLatestMetric, latest_rows),
             ):
-                if rows:
-                    session.execute(insert(model), rows)
+                if rows:  # plain multi-row inserts into the tables, no ORM objects
+                    session.execute(insert(model.__table__), rows)
     return created, existing
 
 

@@ -127,7 +127,8 @@ def tune(
     experiment (default: the study's name). With ``heartbeat_interval`` (seconds) a worker
     that dies mid-trial has that trial failed, and its run ended FAILED, by the others
     after ``grace_period``. At the end the summary (best trial, history, importances) is
-    written on the parent run unless ``summarize`` is false.
+    written on the parent run unless ``summarize`` is false (the parent run is ended all
+    the same).
 
     >>> def objective(trial):                                      # doctest: +SKIP
     ...     x = trial.suggest_float("x", -10, 10)
@@ -191,7 +192,7 @@ def tune(
     if summarize:
         summary = tracker.finish(study)
     else:
-        tracker.wait_delivered()
+        tracker.close()
     return TuneResult(study=study, parent_run_id=tracker.parent_run_id, summary=summary)
 
 

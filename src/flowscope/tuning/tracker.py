@@ -50,6 +50,8 @@ _MAX_PARAM_LENGTH = 6000
 # How long the journal of a dead worker's trial may stay busy (another process delivering
 # it) before that trial's run is ended FAILED all the same.
 _ADOPT_WAIT = 60.0
+# How often the parent's best-so-far also looks at the other workers' trials in the storage.
+_BEST_REFRESH = 2.0
 
 
 class StudyTracker:
@@ -98,7 +100,8 @@ class StudyTracker:
         self._open: dict[int, tuple[Run, float]] = {}
         self._handled: set[int] = set()
         self._ended: list[Run] = []
-        self._best_number: int | None = None
+        self._best: tuple[float, int] | None = None  # value and number, as last logged
+        self._next_best_refresh = 0.0
         self._courier: Courier | None = None
 
     # -- the parent run ----------------------------------------------------------------
@@ -377,20 +380,29 @@ class StudyTracker:
     # -- the parent's progress and summary ---------------------------------------------
 
     def _update_parent(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Bring the parent's best value, trial and params up to date as the study goes:
+        from the trials this worker ends, and from the storage at most once every
+        ``_BEST_REFRESH`` seconds for the other workers' (the summary at the end has the
+        study's own best)."""
         if self._parent is None:
             return
         with self._lock:
             self._publish(study)
             if trial.state.name != "COMPLETE" or len(study.directions) > 1:
                 return
-            try:
-                best = study.best_trial
-            except ValueError:
+            best = trial if self._improves(study, trial) else None
+            now = time.monotonic()
+            if now >= self._next_best_refresh:
+                self._next_best_refresh = now + _BEST_REFRESH
+                try:
+                    stored: FrozenTrial | None = study.best_trial
+                except ValueError:
+                    stored = None
+                if stored is not None and self._improves(study, stored):
+                    best = stored
+            if best is None or best.value is None:
                 return
-            if best.number == self._best_number:
-                return
-            self._best_number = best.number
-            assert best.value is not None
+            self._best = (best.value, best.number)
             self._parent.log_metrics(
                 {"best_value": best.value, "best_trial": float(best.number)}, step=trial.number
             )
@@ -401,6 +413,17 @@ class StudyTracker:
                 }
             )
 
+    def _improves(self, study: optuna.Study, trial: FrozenTrial) -> bool:
+        if trial.value is None or trial.value != trial.value:
+            return False
+        if self._best is None:
+            return True
+        value, number = self._best
+        if trial.value == value:
+            return trial.number < number
+        maximize = study.direction.name == "MAXIMIZE"
+        return trial.value > value if maximize else trial.value < value
+
     def wait_delivered(self, timeout: float | None = None) -> bool:
         """Wait (at most ``timeout``, default ``flush_timeout``) until the trial runs this
         worker ended are in the store; what is not stays in the journal."""
@@ -409,6 +432,17 @@ class StudyTracker:
         with self._lock:
             ended = list(self._ended)
         return wait_delivered(ended, self.settings.flush_timeout if timeout is None else timeout)
+
+    def close(self, timeout: float | None = None) -> bool:
+        """End the parent run, if this worker created it, without a summary, and wait (at
+        most ``timeout``, default ``flush_timeout``) until this worker's runs are delivered."""
+        with self._lock:
+            parent = self._parent
+        if parent is not None and parent.active:
+            parent.end("FINISHED", timeout=0)
+            with self._lock:
+                self._ended.append(parent)
+        return self.wait_delivered(timeout)
 
     def abort(self, error: BaseException) -> None:
         """End this worker's parent run FAILED (or KILLED when interrupted) with the error,
