@@ -41,6 +41,7 @@ bench: venv
 	$(BIN)/python bench/dashboard.py
 	$(BIN)/python bench/explain.py
 	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/tuning.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) test-output .pytest_cache

@@ -265,7 +265,7 @@ class StudyTracker:
         store by its local id.
         """
         from flowscope.tracking.run import ERROR_TAG
-        from flowscope.tuning.runs import attach_run, find_run_id
+        from flowscope.tracking.resume import attach_run, find_run_id
 
         parent_local_id = study.user_attrs.get(names.PARENT_LOCAL_ID_ATTR)
         if not parent_local_id:
@@ -427,7 +427,7 @@ class StudyTracker:
     def wait_delivered(self, timeout: float | None = None) -> bool:
         """Wait (at most ``timeout``, default ``flush_timeout``) until the trial runs this
         worker ended are in the store; what is not stays in the journal."""
-        from flowscope.tuning.runs import wait_delivered
+        from flowscope.tracking.resume import wait_delivered
 
         with self._lock:
             ended = list(self._ended)
@@ -470,7 +470,7 @@ class StudyTracker:
         ``tuning/`` with their plots as PNG. Every worker that finishes writes it; the
         last one leaves the summary of the whole study.
         """
-        from flowscope.tuning.runs import adopt_journal, attach_run, find_run_id, wait_delivered
+        from flowscope.tracking.resume import adopt_journal, attach_run, find_run_id, wait_delivered
         from flowscope.tuning.space import observed_space
         from flowscope.tuning.summary import log_summary, summarize
 
@@ -523,7 +523,7 @@ class StudyTracker:
         from optuna.trial import TrialState
 
         from flowscope.tracking.journal import SUFFIX
-        from flowscope.tuning.runs import adopt_journal, wait_delivered
+        from flowscope.tracking.resume import adopt_journal, wait_delivered
 
         if self._parent_local_id is None:
             return
@@ -588,7 +588,7 @@ def _adopt_when_free(settings: Settings, task: str, local_id: str) -> Run | None
     """Take over a dead worker's trial journal on this machine, waiting (bounded) while
     another process delivers it; None when it is not here (or no longer here)."""
     from flowscope.tracking.journal import SUFFIX
-    from flowscope.tuning.runs import adopt_journal
+    from flowscope.tracking.resume import adopt_journal
 
     path = settings.journal_dir / f"{local_id}{SUFFIX}"
     deadline = time.monotonic() + _ADOPT_WAIT
