@@ -171,7 +171,9 @@ def test_a_replay_after_a_committed_batch_creates_nothing_twice(settings: Settin
         wholes = [courier._whole_run(run._writer, {}) for run in runs]  # type: ignore[arg-type]
         from flowscope.tracking import fastpath
 
-        created, existing = fastpath.create_finished_runs(courier.access.store, wholes)
+        created, existing = fastpath.create_finished_runs(
+            courier.access.store, wholes, local_id_tag=LOCAL_ID_TAG
+        )
         assert existing == set() and len(created) == 3
         client = MlflowClient(settings.tracking_uri)
         before = {c: _comparable(client, run_id) for c, (run_id, _) in created.items()}
@@ -183,5 +185,7 @@ def test_a_replay_after_a_committed_batch_creates_nothing_twice(settings: Settin
     assert len(_runs(settings, "replay")) == 3
     for local_id, (run_id, _) in created.items():
         assert _comparable(client, run_id) == before[local_id]
-    again, existing = fastpath.create_finished_runs(courier.access.store, wholes)
+    again, existing = fastpath.create_finished_runs(
+        courier.access.store, wholes, local_id_tag=LOCAL_ID_TAG
+    )
     assert again == {} and existing == set(created)

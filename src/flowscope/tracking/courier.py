@@ -41,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 LIVE_AFTER = 2.0  # seconds a run may go on before it is delivered as it goes
 MAX_RUNS_PER_TRANSACTION = 100
-LINGER = 0.1  # seconds the courier lets ended runs gather after delivering some
+LINGER = 0.5  # seconds the courier lets ended runs gather after delivering some
 _IDLE_WAIT = 0.5
 _FIRST_BACKOFF = 0.1
 _WHOLE_OPS = {"run", "params", "metrics", "tags", "end"}
@@ -182,7 +182,7 @@ class Courier:
         if not ready:
             return 0
         created, existing = fastpath.create_finished_runs(
-            store, [run for _, run in ready], self._locations
+            store, [run for _, run in ready], local_id_tag=LOCAL_ID_TAG, locations=self._locations
         )
         for handle, run in ready:
             if run.local_id in existing:  # an earlier attempt committed it: replay as usual

@@ -118,16 +118,21 @@ def check_finished_run(run: FinishedRun) -> None:
 
 
 def create_finished_runs(
-    store: Any, runs: Sequence[FinishedRun], locations: dict[str, str] | None = None
+    store: Any,
+    runs: Sequence[FinishedRun],
+    *,
+    local_id_tag: str,
+    locations: dict[str, str] | None = None,
 ) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """Create ``runs`` (checked with :func:`check_finished_run`) in one transaction, with
     their tags, params, metric history and latest values, and their end status and time,
     as ``create_run``, ``log_batch`` and ``update_run_info`` would.
 
-    Returns ``{local id: (run id, artifact uri)}`` of the runs created and the local ids
-    of those the store already had (an earlier attempt committed them): those are left
-    alone, for the caller to replay as usual. ``locations`` keeps the artifact location of
-    each active experiment seen, from one call to the next.
+    Each run carries its local id in the tag ``local_id_tag``. Returns ``{local id: (run
+    id, artifact uri)}`` of the runs created and the local ids of those the store already
+    had (an earlier attempt committed them): those are left alone, for the caller to
+    replay as usual. ``locations`` keeps the artifact location of each active experiment
+    seen, from one call to the next.
     """
     from mlflow.entities import LifecycleStage, SourceType
     from mlflow.store.tracking.dbmodels.models import (
@@ -141,14 +146,12 @@ def create_finished_runs(
     from mlflow.utils.name_utils import _generate_random_name
     from mlflow.utils.uri import append_to_uri_path
 
-    from flowscope.tracking.store import LOCAL_ID_TAG
-
     created: dict[str, tuple[str, str]] = {}
     with store.ManagedSessionMaker(read_only=False) as session:
         existing = {
             value
             for (value,) in session.query(SqlTag.value).filter(
-                SqlTag.key == LOCAL_ID_TAG, SqlTag.value.in_([run.local_id for run in runs])
+                SqlTag.key == local_id_tag, SqlTag.value.in_([run.local_id for run in runs])
             )
         }
         locations = {} if locations is None else locations

@@ -44,6 +44,7 @@ class TrialBudget:
         self.study = study
         self.total = total
         self._thread_lock = threading.Lock()
+        self._gate_ready = False
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
@@ -77,30 +78,36 @@ class TrialBudget:
             database = sqlite_file(rdb.url)
             if database is not None:
                 with _file_lock(database.with_name(database.name + ".flowscope-trials")):
-                    yield lambda: _count_trials(rdb, self.study._study_id)
+                    yield lambda: _count_in(rdb, self.study._study_id)
                 return
             if rdb.url.startswith("sqlite"):  # in memory: this process is the only one
-                yield lambda: _count_trials(rdb, self.study._study_id)
+                yield lambda: _count_in(rdb, self.study._study_id)
                 return
             yield from self._row_locked(rdb)
 
     def _row_locked(self, rdb: Any) -> Iterator[Callable[[], int]]:
         study_id = self.study._study_id
-        claim(self.study, GATE_ATTR, 0)
+        if not self._gate_ready:  # the row every worker locks: inserted once per study
+            claim(self.study, GATE_ATTR, 0)
+            self._gate_ready = True
         with rdb.engine.connect() as connection, connection.begin():
             connection.execute(
                 select_value(attributes_table(), study_id, GATE_ATTR).with_for_update()
             ).scalar_one()
-            yield lambda: _count_trials(rdb, study_id)
+            yield lambda: _count_trials(connection, study_id)
 
 
-def _count_trials(rdb: Any, study_id: int) -> int:
+def _count_trials(connection: Any, study_id: int) -> int:
     import sqlalchemy as sa
 
     trials = sa.table("trials", sa.column("study_id"))
+    query = sa.select(sa.func.count()).select_from(trials).where(trials.c.study_id == study_id)
+    return int(connection.execute(query).scalar_one())
+
+
+def _count_in(rdb: Any, study_id: int) -> int:
     with rdb.engine.connect() as connection:
-        query = sa.select(sa.func.count()).select_from(trials).where(trials.c.study_id == study_id)
-        return int(connection.execute(query).scalar_one())
+        return _count_trials(connection, study_id)
 
 
 @contextlib.contextmanager

@@ -264,8 +264,8 @@ class StudyTracker:
         ends after everything that worker recorded; otherwise the run is found in the
         store by its local id.
         """
-        from flowscope.tracking.run import ERROR_TAG
         from flowscope.tracking.resume import attach_run, find_run_id
+        from flowscope.tracking.run import ERROR_TAG
 
         parent_local_id = study.user_attrs.get(names.PARENT_LOCAL_ID_ATTR)
         if not parent_local_id:
