@@ -3,10 +3,9 @@ they show is what Optuna's own storage says, read from the MLflow store alone.""
 
 from __future__ import annotations
 
-import math
+import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +13,10 @@ import pytest
 from mlflow import MlflowClient
 
 from flowscope.analysis.query import ClientRunStore, SqlRunStore
-from flowscope.config import Settings
 from flowscope.tuning.view import study_view
 from flowscope.web.study_charts import study_figures
 from tests.conftest import make_settings
+from tests.web.studies import PRUNED_AT, TunedStudy, objective, tune_study
 
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -27,65 +26,27 @@ with warnings.catch_warnings():
     from fastapi.testclient import TestClient
 
 TRIALS = 24
-FAILS_AT = 5  # this trial's objective raises
-PRUNED_AT = (3, 8)  # these trials are pruned after two reports
-
-
-def objective(trial: Any) -> float:
-    x = trial.suggest_float("x", -10.0, 10.0)
-    lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
-    booster = trial.suggest_categorical("booster", ["gbtree", "dart"])
-    value = (x - 2.0) ** 2 + abs(math.log10(lr) + 2.0) + (0.5 if booster == "dart" else 0.0)
-    for step in range(4):
-        trial.report(value + 4 - step, step)
-        if trial.number in PRUNED_AT and step == 1:
-            raise optuna.TrialPruned()
-    if trial.number == FAILS_AT:
-        raise ValueError("this configuration fails")
-    return value
-
-
-@dataclass
-class Tuned:
-    settings: Settings
-    storage: str
-    parent_run_id: str
-    experiment_id: str
 
 
 @pytest.fixture(scope="module")
-def tuned(tmp_path_factory: pytest.TempPathFactory) -> Tuned:
-    import flowscope
-
-    root = tmp_path_factory.mktemp("studies")
-    settings = make_settings(root, f"sqlite:///{root / 'mlflow.db'}")
-    storage = f"sqlite:///{root / 'optuna.db'}"
-    result = flowscope.tune(
-        objective,
+def tuned(tmp_path_factory: pytest.TempPathFactory) -> TunedStudy:
+    return tune_study(
+        tmp_path_factory.mktemp("studies"),
         study="page-quadratic",
         task="page-quadratic",
-        storage=storage,
-        n_trials=TRIALS,
-        direction="min",
-        metric_name="loss",
-        sampler=optuna.samplers.RandomSampler(seed=3),
-        catch=(ValueError,),
-        settings=settings,
+        trials=TRIALS,
     )
-    assert result.parent_run_id is not None
-    experiment = MlflowClient(settings.tracking_uri).get_experiment_by_name("page-quadratic")
-    return Tuned(settings, storage, result.parent_run_id, experiment.experiment_id)
 
 
 @pytest.fixture
-def http(tuned: Tuned) -> Iterator[TestClient]:
+def http(tuned: TunedStudy) -> Iterator[TestClient]:
     from flowscope.web import create_app
 
     with TestClient(create_app(tuned.settings), raise_server_exceptions=False) as client:
         yield client
 
 
-def test_study_page_json_is_what_optuna_stored(tuned: Tuned, http: TestClient) -> None:
+def test_study_page_json_is_what_optuna_stored(tuned: TunedStudy, http: TestClient) -> None:
     study = optuna.load_study(study_name="page-quadratic", storage=tuned.storage)
     data = http.get(f"/studies/{tuned.parent_run_id}.json").json()
     assert data["ok"] is True and data["live"] is False
@@ -148,7 +109,7 @@ def test_study_page_json_is_what_optuna_stored(tuned: Tuned, http: TestClient) -
     assert {data["contour"]["x"]["name"], data["contour"]["y"]["name"]} <= set(params)
 
 
-def test_both_run_stores_and_no_optuna_storage_give_the_same_page(tuned: Tuned) -> None:
+def test_both_run_stores_and_no_optuna_storage_give_the_same_page(tuned: TunedStudy) -> None:
     """The page reads the MLflow store only: with the Optuna storage gone it is the same,
     through SQL and through MLflow's client alike."""
     database = Path(tuned.storage.removeprefix("sqlite:///"))
@@ -169,7 +130,9 @@ def test_both_run_stores_and_no_optuna_storage_give_the_same_page(tuned: Tuned) 
     assert through_client == before
 
 
-def test_study_page_html_draws_every_chart_and_links_trials(tuned: Tuned, http: TestClient) -> None:
+def test_study_page_html_draws_every_chart_and_links_trials(
+    tuned: TunedStudy, http: TestClient
+) -> None:
     page = http.get(f"/studies/{tuned.parent_run_id}")
     assert page.status_code == 200
     assert page.headers["link"] == (
@@ -189,7 +152,7 @@ def test_study_page_html_draws_every_chart_and_links_trials(tuned: Tuned, http: 
     assert f'href="/studies/{tuned.parent_run_id}"' in http.get(f"/runs/{tuned.parent_run_id}").text
 
 
-def test_figures_are_built_from_the_json(tuned: Tuned, http: TestClient) -> None:
+def test_figures_are_built_from_the_json(tuned: TunedStudy, http: TestClient) -> None:
     data = http.get(f"/studies/{tuned.parent_run_id}.json").json()
     figures = study_figures(data)
     assert set(figures) == {
@@ -213,7 +176,9 @@ def test_figures_are_built_from_the_json(tuned: Tuned, http: TestClient) -> None
     )
 
 
-def test_trials_sort_by_any_column_and_bad_input_is_clear(tuned: Tuned, http: TestClient) -> None:
+def test_trials_sort_by_any_column_and_bad_input_is_clear(
+    tuned: TunedStudy, http: TestClient
+) -> None:
     path = f"/studies/{tuned.parent_run_id}.json"
     by_x = http.get(path, params={"sort": "params.x", "order": "desc"}).json()["trials"]
     xs = [trial["params"]["x"] for trial in by_x]
@@ -236,7 +201,7 @@ def test_trials_sort_by_any_column_and_bad_input_is_clear(tuned: Tuned, http: Te
     assert missing.status_code == 404 and "text/html" in missing.headers["content-type"]
 
 
-def test_tuning_tab_lists_studies_with_their_trials(tuned: Tuned, http: TestClient) -> None:
+def test_tuning_tab_lists_studies_with_their_trials(tuned: TunedStudy, http: TestClient) -> None:
     study = optuna.load_study(study_name="page-quadratic", storage=tuned.storage)
     data = http.get(f"/experiments/{tuned.experiment_id}.json", params={"tab": "tuning"}).json()
     (listed,) = data["studies"]
@@ -251,7 +216,7 @@ def test_tuning_tab_lists_studies_with_their_trials(tuned: Tuned, http: TestClie
     assert "studies" not in http.get(f"/experiments/{tuned.experiment_id}.json").json()
 
 
-def test_compare_works_on_trials(tuned: Tuned, http: TestClient) -> None:
+def test_compare_works_on_trials(tuned: TunedStudy, http: TestClient) -> None:
     data = http.get(f"/studies/{tuned.parent_run_id}.json").json()
     chosen = [trial["run_id"] for trial in data["trials"][:3]]
     # the study page's compare form names the objective as the metric
@@ -273,7 +238,7 @@ def test_a_running_study_is_polled_and_shows_its_running_trials(tmp_path: Path) 
 
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}")
     study = optuna.create_study(study_name="live", direction="minimize")
-    tracker = StudyTracker("live", settings=settings)
+    tracker = StudyTracker("live", settings=settings, live_after=0.0)  # runs as they go
     tracker.begin(study)
     study.optimize(tracker.wrap(objective), n_trials=3, callbacks=[tracker])
     running = study.ask()  # a trial under way: its run is open
@@ -282,7 +247,10 @@ def test_a_running_study_is_polled_and_shows_its_running_trials(tmp_path: Path) 
     assert tracker.wait_delivered()
     parent = tracker.parent_run_id
     with TestClient(create_app(settings), raise_server_exceptions=False) as http:
-        data = http.get(f"/studies/{parent}.json").json()
+        deadline = time.monotonic() + 60
+        while (data := http.get(f"/studies/{parent}.json").json())["counts"]["total"] < 4:
+            assert time.monotonic() < deadline, "the running trial's run never arrived"
+            time.sleep(0.05)
         assert data["live"] is True and data["study"]["status"] == "RUNNING"
         assert data["counts"]["RUNNING"] == 1 and data["counts"]["total"] == 4
         html = http.get(f"/studies/{parent}").text

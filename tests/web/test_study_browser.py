@@ -5,19 +5,15 @@ until the study ends."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from mlflow import MlflowClient
 
-from flowscope.config import Settings
 from flowscope.web.study_charts import STATE_COLOURS
-from tests.conftest import make_settings
 from tests.servers import dashboard_server
 from tests.web.conftest import screenshot
+from tests.web.studies import FAILS_AT, TunedStudy, objective, tune_study
 
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -27,66 +23,20 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 TASK = "browser-studies"
 STUDY = "browser-quadratic"
 TRIALS = 12
-FAILS_AT = 5  # this trial's objective raises
-PRUNED_AT = (3, 8)  # these trials are pruned after two reports
 CHARTS = ("history", "intermediate", "parallel", "slices", "contour", "importances")
 # A refresh of a running study's page comes every 10 s; this leaves room for two.
 REFRESH_TIMEOUT_MS = 30_000
 
 
-def objective(trial: Any) -> float:
-    x = trial.suggest_float("x", -10.0, 10.0)
-    lr = trial.suggest_float("lr", 1e-4, 1.0, log=True)
-    booster = trial.suggest_categorical("booster", ["gbtree", "dart"])
-    value = (x - 2.0) ** 2 + abs(math.log10(lr) + 2.0) + (0.5 if booster == "dart" else 0.0)
-    for step in range(4):
-        trial.report(value + 4 - step, step)
-        if trial.number in PRUNED_AT and step == 1:
-            raise optuna.TrialPruned()
-    if trial.number == FAILS_AT:
-        raise ValueError("this configuration fails")
-    return value
-
-
-@dataclass
-class Studies:
-    settings: Settings
-    storage: str
-    parent_run_id: str
-    experiment_id: str
-
-    def study(self) -> Any:
-        return optuna.load_study(study_name=STUDY, storage=self.storage)
-
-
 @pytest.fixture(scope="module")
-def studies(tmp_path_factory: pytest.TempPathFactory) -> Studies:
-    """A finished study run by ``flowscope.tune``: complete, pruned and failed trials, each
-    with intermediate values, over three parameters (one log-scaled, one categorical)."""
-    import flowscope
-
-    root = tmp_path_factory.mktemp("study-browser")
-    settings = make_settings(root, f"sqlite:///{root / 'mlflow.db'}")
-    storage = f"sqlite:///{root / 'optuna.db'}"
-    result = flowscope.tune(
-        objective,
-        study=STUDY,
-        task=TASK,
-        storage=storage,
-        n_trials=TRIALS,
-        direction="min",
-        metric_name="loss",
-        sampler=optuna.samplers.RandomSampler(seed=3),
-        catch=(ValueError,),
-        settings=settings,
+def studies(tmp_path_factory: pytest.TempPathFactory) -> TunedStudy:
+    return tune_study(
+        tmp_path_factory.mktemp("study-browser"), study=STUDY, task=TASK, trials=TRIALS
     )
-    assert result.parent_run_id is not None
-    experiment = MlflowClient(settings.tracking_uri).get_experiment_by_name(TASK)
-    return Studies(settings, storage, result.parent_run_id, experiment.experiment_id)
 
 
 @pytest.fixture(scope="module")
-def dashboard(studies: Studies, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def dashboard(studies: TunedStudy, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = dashboard_server(
         tmp_path_factory.mktemp("study-server"), studies.settings.tracking_uri
     )
@@ -166,7 +116,7 @@ def _rgb(colour: str) -> str:
     return f"rgb({red}, {green}, {blue})"
 
 
-def test_study_page_draws_every_chart(page: Any, studies: Studies) -> None:
+def test_study_page_draws_every_chart(page: Any, studies: TunedStudy) -> None:
     study = studies.study()
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     # from the Tuning tab of the study's experiment, as a person gets there
@@ -210,7 +160,7 @@ def test_study_page_draws_every_chart(page: Any, studies: Studies) -> None:
     screenshot(page, "study")
 
 
-def test_trials_table_colours_states_sorts_and_opens_trials(page: Any, studies: Studies) -> None:
+def test_trials_table_colours_states_sorts_and_opens_trials(page: Any, studies: TunedStudy) -> None:
     study = studies.study()
     page.goto(f"/studies/{studies.parent_run_id}")
     rows = _rows(page)
@@ -255,7 +205,7 @@ def test_trials_table_colours_states_sorts_and_opens_trials(page: Any, studies: 
     assert page.problems == []
 
 
-def test_selected_trials_compare(page: Any, studies: Studies) -> None:
+def test_selected_trials_compare(page: Any, studies: TunedStudy) -> None:
     page.goto(f"/studies/{studies.parent_run_id}")
     numbers = [row["number"] for row in _rows(page)[:3]]
     boxes = page.locator("#trials input.select-run")
@@ -286,7 +236,7 @@ def test_selected_trials_compare(page: Any, studies: Studies) -> None:
     screenshot(page, "study-compare")
 
 
-def test_running_study_page_refreshes_until_the_study_ends(page: Any, studies: Studies) -> None:
+def test_running_study_page_refreshes_until_the_study_ends(page: Any, studies: TunedStudy) -> None:
     """A study still running: its page polls, shows a trial that ends meanwhile with its
     charts drawn anew, and stops polling once the study has ended."""
     from flowscope.tuning import StudyTracker

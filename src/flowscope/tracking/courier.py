@@ -36,6 +36,7 @@ from flowscope.tracking import fastpath
 from flowscope.tracking.delivery import Delivery, DeliveryStalled
 from flowscope.tracking.journal import Journal, load_state
 from flowscope.tracking.store import LOCAL_ID_TAG, PARENT_TAG, StoreAccess, is_permanent
+from flowscope.tracking.writer import Follower
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +305,7 @@ class Courier:
         return progress
 
 
-class Handle:
+class Handle(Follower):
     """What a run sees of its delivery by the courier (the interface of ``Writer``)."""
 
     def __init__(self, courier: Courier, journal: Journal) -> None:
@@ -324,11 +325,3 @@ class Handle:
             self.ended = True
         self.courier._wake.set()
 
-    def wait(self, timeout: float) -> bool:
-        return self.finished.wait(timeout)
-
-    def pending_bytes(self) -> int:
-        try:
-            return max(self.journal.size() - self.delivery.state.offset, 0)
-        except OSError:
-            return 0

@@ -16,7 +16,25 @@ _IDLE_WAIT = 0.5
 _FIRST_BACKOFF = 0.1
 
 
-class Writer:
+class Follower:
+    """What a run sees of whoever delivers its journal: how far it is, and waiting for it."""
+
+    journal: Journal
+    delivery: Delivery
+    finished: threading.Event  # every record, the end included, is delivered
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until everything is delivered; False if ``timeout`` ran out first."""
+        return self.finished.wait(timeout)
+
+    def pending_bytes(self) -> int:
+        try:
+            return max(self.journal.size() - self.delivery.state.offset, 0)
+        except OSError:
+            return 0
+
+
+class Writer(Follower):
     """Delivers one journal in a daemon thread, retrying with backoff while the store is away.
 
     The thread never raises into the training process: a failure is one warning when it
@@ -39,16 +57,6 @@ class Writer:
     def notify(self, *, final: bool = False) -> None:
         """Tell the writer a record was appended (``final``: the run's end)."""
         self._wake.set()
-
-    def wait(self, timeout: float) -> bool:
-        """Wait until everything is delivered; False if ``timeout`` ran out first."""
-        return self.finished.wait(timeout)
-
-    def pending_bytes(self) -> int:
-        try:
-            return max(self.journal.size() - self.delivery.state.offset, 0)
-        except OSError:
-            return 0
 
     def _loop(self) -> None:
         backoff = Backoff(_FIRST_BACKOFF, self.max_backoff)

@@ -61,6 +61,8 @@ class StudyTracker:
     ``metric_name`` names the objective's value in trial runs (its intermediate values are
     ``intermediate_<metric_name>``); ``search_space``, when known up front, is logged on
     the parent; ``importance_seed`` seeds fANOVA so importances can be reproduced.
+    A trial's run is created when the trial ends, with the others ending about then, or
+    once it has run ``live_after`` seconds (2 by default), from then on as it goes.
     """
 
     def __init__(
@@ -73,6 +75,7 @@ class StudyTracker:
         params: Mapping[str, Any] | None = None,
         tags: Mapping[str, Any] | None = None,
         importance_seed: int = 0,
+        live_after: float | None = None,
     ) -> None:
         from flowscope.config import load_settings
 
@@ -92,6 +95,7 @@ class StudyTracker:
         self.params = dict(params or {})
         self.tags = dict(tags or {})
         self.importance_seed = importance_seed
+        self.live_after = live_after
         self._lock = threading.Lock()
         self._parent: Run | None = None
         self._parent_local_id: str | None = None
@@ -320,11 +324,15 @@ class StudyTracker:
     def _trial_courier(self) -> Courier:
         """The one thread that delivers this worker's trial runs, several to a transaction."""
         if self._courier is None:
-            from flowscope.tracking.courier import Courier
+            from flowscope.tracking.courier import LIVE_AFTER, Courier
             from flowscope.tracking.store import StoreAccess
 
             settings = self._trial_settings
-            self._courier = Courier(StoreAccess(settings), max_backoff=settings.max_backoff)
+            self._courier = Courier(
+                StoreAccess(settings),
+                live_after=LIVE_AFTER if self.live_after is None else self.live_after,
+                max_backoff=settings.max_backoff,
+            )
         return self._courier
 
     def _take_open(self, trial_id: int) -> tuple[Run, float] | None:
