@@ -634,6 +634,70 @@ def _write_report(text: str, output: Path | None) -> None:
     typer.echo(f"wrote {output}")
 
 
+# ``report compare --format``: md (or markdown), html, csv, json.
+_COMPARE_FORMATS = {
+    "md": "markdown",
+    "markdown": "markdown",
+    "html": "html",
+    "csv": "csv",
+    "json": "json",
+}
+
+
+@report_app.command("compare")
+def report_compare(
+    task: Annotated[str, typer.Argument(help="Task (experiment) name.")],
+    metric: Annotated[
+        str | None, typer.Option(help="Metric to rank by (default: the runs' main metric).")
+    ] = None,
+    direction: Annotated[
+        str | None, typer.Option(help="max or min (default: by the metric's name).")
+    ] = None,
+    value: Annotated[
+        str, typer.Option(help="Rank by the metric's last value, or its min or max over steps.")
+    ] = "last",
+    where: Annotated[
+        str | None, typer.Option(help='MLflow filter, e.g. "metrics.f1 > 0.9".')
+    ] = None,
+    kind: Annotated[str, typer.Option(help="training runs or (tuning) trial runs.")] = "training",
+    importance: Annotated[
+        str, typer.Option(help="Parameter importance: auto, fanova or ped_anova.")
+    ] = "auto",
+    fmt: Annotated[str, typer.Option("--format", "-f", help="md, html, csv or json.")] = "html",
+    output: ReportOutput = None,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Compare a task's runs: the best run and how far ahead it is, every run, charts,
+    which parameters drive the metric, and what to do next."""
+    from flowscope.analysis.query import reading_runs
+    from flowscope.reports import CompareQuery, compare_task, render_comparison, write_comparison
+
+    chosen = _COMPARE_FORMATS.get(fmt)
+    if chosen is None:
+        raise typer.BadParameter(f"{fmt!r} is not md, html, csv or json", param_hint="--format")
+    if chosen == "markdown" and output is None:
+        raise typer.BadParameter(
+            "markdown writes its charts beside the report; name the file with -o",
+            param_hint="--output",
+        )
+    query = CompareQuery(
+        metric=metric or "",
+        direction=direction or "",
+        value=value,
+        where=where or "",
+        kind=kind,
+        importance=importance,
+    )
+    settings = _settings(tracking_uri)
+    with _spinner(f"comparing the runs of {task}"), reading_runs(settings) as store:
+        data = compare_task(settings, store, task, query)
+    if output is None:
+        _print(render_comparison(data, chosen))
+        return
+    written = write_comparison(data, chosen, output)
+    typer.echo(f"wrote {', '.join(str(path) for path in written)}")
+
+
 @report_app.command("versions")
 def report_versions(
     model: Annotated[str, typer.Argument(help="Registered model name.")],

@@ -80,7 +80,9 @@ def best_view(
         statement=_statement(result.considered, chosen, chosen_direction, value, where, tab),
     )
     if result.runners_up:
-        data["significance"] = _significance(
+        from flowscope.analysis.significance import paired_verdict
+
+        data["significance"] = paired_verdict(
             settings, str(result.winner["run_id"]), str(result.runners_up[0]["run_id"]), chosen
         )
     return data
@@ -95,15 +97,3 @@ def _statement(count: int, metric: str, direction: str, value: str, where: str, 
         f"{count} {runs}{condition}"
     )
 
-
-def _significance(settings: Settings, winner: str, runner_up: str, metric: str) -> dict[str, Any]:
-    """The paired tests of the winner against the runner-up, or why they cannot be run."""
-    from flowscope.analysis.significance import significance_between
-
-    try:
-        verdict = significance_between(settings, winner, runner_up, metric)
-    except FlowscopeError as exc:
-        return {"available": False, "reason": exc.message}
-    if verdict is None:
-        return {"available": False, "reason": "the runs did not keep held-out predictions"}
-    return {"available": True, **verdict}

@@ -60,6 +60,7 @@ __all__ = [
     "load_predictions",
     "mcnemar_exact",
     "paired_bootstrap",
+    "paired_verdict",
     "significance_between",
     "significance_matrix",
 ]
@@ -359,6 +360,20 @@ def significance_between(
         _not_comparable(f"runs {run_a} and {run_b}: {exc.message}", strict, IncomparableError)
         return None
     return _with_runs(verdict, run_a, run_b)
+
+
+def paired_verdict(settings: Settings, winner: str, runner_up: str, metric: str) -> dict[str, Any]:
+    """What the best-run page and the comparison report say of the winner against the
+    runner-up: ``{"available": True, **verdict}`` from :func:`significance_between`, or
+    ``{"available": False, "reason": ...}`` when the test cannot be run (no predictions, a
+    metric the tests do not cover, different held-out rows)."""
+    try:
+        verdict = significance_between(settings, winner, runner_up, metric)
+    except FlowscopeError as exc:
+        return {"available": False, "reason": exc.message}
+    if verdict is None:
+        return {"available": False, "reason": "the runs did not keep held-out predictions"}
+    return {"available": True, **verdict}
 
 
 def _not_comparable(reason: str, strict: bool, error: type[FlowscopeError]) -> None:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from flowscope.analysis._rows import MAX_PAGE_SIZE
+from flowscope.analysis.best import best_run, check_best
 from flowscope.errors import FlowscopeError, NotFoundError
 
 if TYPE_CHECKING:
@@ -128,6 +129,61 @@ def best_task_run(
     )
 
 
+def ranked_runs(
+    store: RunStore,
+    experiment_ids: list[str],
+    *,
+    metric: str,
+    direction: str | None = None,
+    value: str = "last",
+    where: str | None = None,
+    kind: str | None = "training",
+) -> tuple[BestRun, list[dict[str, Any]]]:
+    """Every run of ``experiment_ids`` of ``kind`` matching ``where``, ranked: the
+    :class:`BestRun` whose ``ranking`` and ``scores`` hold every scored run best first, and
+    the runs without the metric, newest first.
+
+    By the last value the runs are read once and ranked here by :func:`best_run`, the rule
+    the stores rank by; by the min or max over steps the store ranks them from the metric
+    histories, and the runs without the metric are read after, only when there are some.
+    """
+    filter_string = where or ""
+    if value == "last":
+        check_best(metric, direction, value, 0)
+        rows = search_all(store, experiment_ids, kind=kind, filter_string=filter_string)
+        ranked = best_run(
+            rows, metric, direction, constraints=where or None, runners_up=max(len(rows) - 1, 0)
+        )
+        ids = {row["run_id"] for row in ranked.ranking}
+        return ranked, [row for row in rows if row["run_id"] not in ids]
+    first = store.best(
+        experiment_ids,
+        metric=metric,
+        direction=direction,
+        value=value,
+        kind=kind,
+        filter_string=filter_string,
+        runners_up=0,
+    )
+    scored = first.considered - first.without_metric
+    ranked = first
+    if scored > 1:
+        ranked = store.best(
+            experiment_ids,
+            metric=metric,
+            direction=first.direction,
+            value=value,
+            kind=kind,
+            filter_string=filter_string,
+            runners_up=scored - 1,
+        )
+    if not ranked.without_metric:
+        return ranked, []
+    ids = {row["run_id"] for row in ranked.ranking}
+    rest = search_all(store, experiment_ids, kind=kind, filter_string=filter_string)
+    return ranked, [row for row in rest if row["run_id"] not in ids]
+
+
 def every_run_ranked(
     store: RunStore,
     settings: Settings,
@@ -140,19 +196,13 @@ def every_run_ranked(
 ) -> list[dict[str, Any]]:
     """Every run ``best`` considered: the scored ones best first, then those without the
     metric, newest first."""
-    ranked = best_task_run(
+    ranked, rest = ranked_runs(
         store,
-        settings,
-        task,
+        task_experiment_ids(store, settings, task),
         metric=best.metric,
         direction=best.direction,
         value=value,
         where=where,
         kind=kind,
-        runners_up=max(best.considered - 1, 0),
-    ).ranking
-    ids = {row["run_id"] for row in ranked}
-    rest = search_all(
-        store, task_experiment_ids(store, settings, task), kind=kind, filter_string=where or ""
     )
-    return [*map(dict, ranked), *(row for row in rest if row["run_id"] not in ids)]
+    return [*map(dict, ranked.ranking), *rest]

@@ -1,6 +1,19 @@
-"""Reports as markdown or self-contained HTML: model versions and deployed models."""
+"""Reports as markdown or self-contained HTML: run comparison, model versions and deployed
+models."""
 
+from flowscope.reports.comparison import CompareQuery, compare_experiment, compare_task
+from flowscope.reports.comparison_output import render_comparison, write_comparison
 from flowscope.reports.deployed import deployed_report, render_deployed
 from flowscope.reports.versions import render_versions, versions_report
 
-__all__ = ["deployed_report", "render_deployed", "render_versions", "versions_report"]
+__all__ = [
+    "CompareQuery",
+    "compare_experiment",
+    "compare_task",
+    "deployed_report",
+    "render_comparison",
+    "render_deployed",
+    "render_versions",
+    "versions_report",
+    "write_comparison",
+]

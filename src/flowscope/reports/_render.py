@@ -10,6 +10,7 @@ from a mail attachment, a CI artifact or an offline laptop.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from functools import cache
 from typing import TYPE_CHECKING, Any
@@ -19,7 +20,7 @@ from flowscope.errors import FlowscopeError
 if TYPE_CHECKING:
     from jinja2 import Environment
 
-__all__ = ["FORMATS", "number", "render", "when"]
+__all__ = ["FORMATS", "md_fence", "md_text", "number", "render", "when"]
 
 # A report format and the extension of its templates.
 FORMATS = {"html": "html", "markdown": "md"}
@@ -46,6 +47,27 @@ def _md_cell(value: Any) -> str:
     return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")
 
 
+# Markdown punctuation that could make text a link, emphasis, code, a heading or a cell break.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}()#+!|~])")
+
+
+def md_text(value: Any) -> str:
+    """Text a user wrote (a run name, a parameter value) as Markdown shows it literally:
+    ``& < >`` as entities, so no viewer runs it as HTML, markdown punctuation
+    backslash-escaped, newlines folded; None blank."""
+    text = str("" if value is None else value)
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+
+
+def md_fence(value: Any) -> str:
+    """A fenced code block holding ``value`` whatever backticks it contains."""
+    text = str(value)
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
 @cache
 def _environment() -> Environment:
     from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
@@ -60,7 +82,9 @@ def _environment() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    environment.filters.update(number=number, when=when, md_cell=_md_cell)
+    environment.filters.update(
+        number=number, when=when, md_cell=_md_cell, md_text=md_text, md_fence=md_fence
+    )
     return environment
 
 
