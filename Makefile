@@ -42,6 +42,7 @@ bench: venv
 	$(BIN)/python bench/explain.py
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/tuning.py
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) test-output .pytest_cache

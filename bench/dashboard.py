@@ -96,65 +96,96 @@ class Figure:
 # --- seeding ---------------------------------------------------------------------------
 
 
+def empty_rows() -> dict[Any, list[dict[str, Any]]]:
+    """The rows to insert, by MLflow table, in the order they are inserted."""
+    return {SqlRun: [], SqlTag: [], SqlParam: [], SqlLatestMetric: [], SqlMetric: []}
+
+
+def add_run(
+    rows: dict[Any, list[dict[str, Any]]],
+    *,
+    experiment_id: str,
+    run_id: str,
+    name: str,
+    user: str,
+    start: int,
+    end: int,
+    tags: dict[str, str],
+    params: dict[str, str],
+    metrics: dict[str, float],
+    artifact_uri: str | None = None,
+    status: str = "FINISHED",
+) -> None:
+    """Add the rows MLflow writes for one ended run: its ``runs`` row, MLflow's runName and
+    user tags then ``tags``, ``params``, and each metric as one point (NaN as MLflow keeps
+    it: 0 with ``is_nan``), logged 400 ms after the start."""
+    rows[SqlRun].append(
+        {
+            "run_uuid": run_id,
+            "name": name,
+            "source_type": "LOCAL",
+            "source_name": "bench.py",
+            "entry_point_name": "",
+            "user_id": user,
+            "status": status,
+            "start_time": start,
+            "end_time": end,
+            "deleted_time": None,
+            "source_version": "",
+            "lifecycle_stage": "active",
+            "artifact_uri": artifact_uri or f"file:///bench/{run_id}/artifacts",
+            "experiment_id": int(experiment_id),
+        }
+    )
+    every_tag = {"mlflow.runName": name, "mlflow.user": user, **tags}
+    rows[SqlTag] += [{"run_uuid": run_id, "key": k, "value": v} for k, v in every_tag.items()]
+    rows[SqlParam] += [{"run_uuid": run_id, "key": k, "value": v} for k, v in params.items()]
+    for key, value in metrics.items():
+        nan = math.isnan(value)
+        point = {
+            "run_uuid": run_id,
+            "key": key,
+            "value": 0.0 if nan else value,
+            "timestamp": start + 400,
+            "step": 0,
+            "is_nan": nan,
+        }
+        rows[SqlLatestMetric].append(point)
+        rows[SqlMetric].append(point)
+
+
 def make_rows(experiment_id: str, runs: int, seed: int) -> dict[Any, list[dict[str, Any]]]:
     """The rows MLflow writes for ``runs`` finished runs: 10 params, 10 metrics (one point
     each; 2% of runs lack m0 and 1% have NaN), 3 tags plus MLflow's runName and user."""
     rng = random.Random(seed)
-    rows: dict[Any, list[dict[str, Any]]] = {
-        SqlRun: [],
-        SqlTag: [],
-        SqlParam: [],
-        SqlLatestMetric: [],
-        SqlMetric: [],
-    }
+    rows = empty_rows()
     for i in range(runs):
         run_id = uuid.UUID(int=rng.getrandbits(128)).hex
         start = T0 + i * 1000
-        rows[SqlRun].append(
-            {
-                "run_uuid": run_id,
-                "name": f"run-{i}",
-                "source_type": "LOCAL",
-                "source_name": "bench.py",
-                "entry_point_name": "",
-                "user_id": f"user{i % 5}",
-                "status": "FINISHED",
-                "start_time": start,
-                "end_time": start + 500 + rng.randrange(500),
-                "deleted_time": None,
-                "source_version": "",
-                "lifecycle_stage": "active",
-                "artifact_uri": f"file:///bench/{run_id}/artifacts",
-                "experiment_id": int(experiment_id),
-            }
-        )
-        tags = {
-            "mlflow.runName": f"run-{i}",
-            "mlflow.user": f"user{i % 5}",
-            "flowscope.kind": "inference" if i % 10 == 9 else "training",
-            "team": f"team-{i % 4}",
-            "dataset": f"set-{i % 7}",
-        }
-        rows[SqlTag] += [{"run_uuid": run_id, "key": k, "value": v} for k, v in tags.items()]
-        rows[SqlParam] += [
-            {"run_uuid": run_id, "key": f"p{j}", "value": str(rng.choice([0.1, 0.01, 3, 10, 64]))}
-            for j in range(PARAMS)
-        ]
+        end = start + 500 + rng.randrange(500)
+        params = {f"p{j}": str(rng.choice([0.1, 0.01, 3, 10, 64])) for j in range(PARAMS)}
+        metrics = {}
         for j in range(METRICS):
             if j == 0 and rng.random() < 0.02:
                 continue
             nan = j == 0 and rng.random() < 0.01
-            value = 0.0 if nan else round(rng.random(), 4)  # 4 digits: ties happen
-            point = {
-                "run_uuid": run_id,
-                "key": f"m{j}",
-                "value": value,
-                "timestamp": start + 400,
-                "step": 0,
-                "is_nan": nan,
-            }
-            rows[SqlLatestMetric].append(point)
-            rows[SqlMetric].append(point)
+            metrics[f"m{j}"] = math.nan if nan else round(rng.random(), 4)  # 4 digits: ties
+        add_run(
+            rows,
+            experiment_id=experiment_id,
+            run_id=run_id,
+            name=f"run-{i}",
+            user=f"user{i % 5}",
+            start=start,
+            end=end,
+            tags={
+                "flowscope.kind": "inference" if i % 10 == 9 else "training",
+                "team": f"team-{i % 4}",
+                "dataset": f"set-{i % 7}",
+            },
+            params=params,
+            metrics=metrics,
+        )
     return rows
 
 
@@ -189,8 +220,16 @@ class Store:
     seconds_to_seed: float
 
 
+RowMaker = Callable[[str, int, int], dict[Any, list[dict[str, Any]]]]
+
+
 @contextmanager
-def open_store(name: str, root: Path, sizes: Sequence[int], console: Console) -> Iterator[Store]:
+def open_store(
+    name: str, root: Path, sizes: Sequence[int], console: Console, make: RowMaker = make_rows
+) -> Iterator[Store]:
+    """A fresh store (``sqlite``: a file under ``root``; ``postgres``: a throwaway database,
+    dropped on leaving) with one experiment ``bench-<n>`` per size, its runs the rows
+    ``make(experiment_id, n, seed=n)`` returns, bulk inserted."""
     database = None
     if name == "sqlite":
         uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -217,7 +256,7 @@ def open_store(name: str, root: Path, sizes: Sequence[int], console: Console) ->
             experiment_id = client.create_experiment(
                 f"bench-{runs}", artifact_location=(root / "artifacts").as_uri()
             )
-            insert_rows(engine, make_rows(experiment_id, runs, seed=runs))
+            insert_rows(engine, make(experiment_id, runs, runs))
             experiments[runs] = experiment_id
         engine.dispose()
         seconds = time.perf_counter() - started
@@ -377,6 +416,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--big", action="store_true", help="add 100,000 runs on PostgreSQL")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    check_sizes_and_stores(parser, args, fewest_runs=10)
+    return args
+
+
+def check_sizes_and_stores(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, fewest_runs: int
+) -> None:
+    """Turn ``--runs`` into a list of sizes (each at least ``fewest_runs``), ``--stores``
+    into a list of store names, and ``--json`` into an absolute path; a bad one is a usage
+    error."""
     try:
         args.runs = [int(n) for n in args.runs.split(",") if n.strip()]
     except ValueError:
@@ -385,11 +434,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = sorted(set(args.stores) - {"sqlite", "postgres"})
     if unknown or not args.stores:
         parser.error(f"--stores takes sqlite and/or postgres, not {', '.join(unknown) or 'none'}")
-    if not args.runs or min(args.runs) < 10:
-        parser.error("--runs needs sizes of 10 runs or more")
+    if not args.runs or min(args.runs) < fewest_runs:
+        parser.error(f"--runs needs sizes of {fewest_runs} runs or more")
     if args.json is not None:
         args.json = args.json.resolve()
-    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
