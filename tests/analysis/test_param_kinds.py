@@ -34,3 +34,9 @@ def test_text_and_missing_values_are_categories() -> None:
     numbers_with_a_gap = [str(n) for n in range(8)] + [None]
     [axis] = param_axes(rows("params.n", numbers_with_a_gap), ["params.n"])
     assert axis.kind == "categorical" and axis.choices[-1] == UNSET
+
+
+def test_numbers_mixed_with_text_keep_numeric_order_then_text() -> None:
+    [axis] = param_axes(rows("params.max_depth", ["12", "None", "3", "6"]), ["params.max_depth"])
+    assert axis.kind == "categorical"
+    assert axis.choices == ("3", "6", "12", "None")

@@ -106,10 +106,11 @@ def _axis(rows: Sequence[Mapping[str, Any]], column: str) -> ParamAxis:
             high=max(values),
             integer=all(_is_integer(text) for text in texts),
         )
-    if all_numbers:
-        ordered = sorted(texts, key=lambda text: (numbers[text], text))
-    else:
-        ordered = sorted(texts)
+    # numbers in numeric order, then text (max_depth 3, 6, 12, None)
+    ordered = sorted(
+        texts,
+        key=lambda text: (0, numbers[text], text) if numbers[text] is not None else (1, 0.0, text),
+    )
     if None in raw:
         ordered.append(UNSET)
     return ParamAxis(column, name, "categorical", choices=tuple(ordered))
