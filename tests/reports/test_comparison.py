@@ -5,12 +5,8 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -29,47 +25,12 @@ from flowscope.analysis.significance import significance_between
 from flowscope.artifacts import read_json_artifact
 from flowscope.config import Settings
 from flowscope.reports import CompareQuery, compare_task, render_comparison, write_comparison
-from tests.conftest import make_settings
-
-TASK = "cancer-knn"
-SCRIPT = "<script>alert(1)</script>"
-GRID = {
-    "n_neighbors": [1, 7, 25],
-    "weights": ["uniform", "distance"],
-    "metric": ["euclidean", "manhattan"],
-}
-REGISTERED = (25, "distance", "euclidean")  # the winner by log_loss, registered as it trains
+from tests.reports.knn_grid import GRID, SCRIPT, TASK, compare_command, train_knn_grid
 
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """A grid over KNN's n_neighbors, weights and metric, one run named like a script."""
-    from flowscope.modeling.data import load_dataset
-    from flowscope.modeling.train import train
-
-    root = tmp_path_factory.mktemp("grid")
-    settings = make_settings(root, f"sqlite:///{root / 'mlflow.db'}")
-    frame, target = load_dataset("breast_cancer")
-    for values in itertools.product(*GRID.values()):
-        params = dict(zip(GRID, values, strict=True))
-        name = (
-            SCRIPT
-            if values == (25, "uniform", "manhattan")
-            else "knn-" + "-".join(map(str, values))
-        )
-        train(
-            frame,
-            str(target),
-            "knn",
-            params,
-            task=TASK,
-            run_name=name,
-            test_size=0.3,
-            settings=settings,
-            explain=False,
-            register=TASK if values == REGISTERED else None,
-        )
-    return settings
+    return train_knn_grid(tmp_path_factory.mktemp("grid"))
 
 
 def report(settings: Settings, **query: Any) -> dict[str, Any]:
@@ -281,32 +242,12 @@ def test_markdown_writes_its_charts_and_the_csv_beside_it(
         assert (again / path.name).read_bytes() == path.read_bytes()
 
 
-def flowscope(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "flowscope.cli",
-            "report",
-            "compare",
-            *args,
-            "--tracking-uri",
-            settings.tracking_uri,
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_the_command_writes_the_report(grid: Settings, tmp_path: Path) -> None:
-    done = flowscope(grid, TASK, "--metric", "log_loss", "-f", "json")
+    done = compare_command(grid, TASK, "--metric", "log_loss", "-f", "json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["best"]["run_name"] == "knn-25-distance-euclidean"
     out = tmp_path / "report.html"
-    done = flowscope(grid, TASK, "--metric", "log_loss", "-o", str(out))
+    done = compare_command(grid, TASK, "--metric", "log_loss", "-o", str(out))
     assert done.returncode == 0, done.stderr
     assert out.read_text().startswith("<!doctype html>")
     assert len(list(csv.DictReader((tmp_path / "report-runs.csv").open()))) == 12
@@ -324,7 +265,7 @@ def test_the_command_writes_the_report(grid: Settings, tmp_path: Path) -> None:
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(grid: Settings, args: list[str], message: str) -> None:
-    done = flowscope(grid, *args)
+    done = compare_command(grid, *args)
     assert done.returncode == 1
     assert message in done.stderr
     assert "Traceback" not in done.stderr

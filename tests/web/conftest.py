@@ -7,12 +7,14 @@ import os
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 import flowscope
 from flowscope.config import Settings
 from tests.conftest import make_settings
+from tests.reports.knn_grid import train_knn_grid
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -59,6 +61,13 @@ def client(seeded: Settings, tmp_path: Path) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture(scope="session")
+def knn_grid(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """The comparison report's KNN grid (``tests/reports/knn_grid.py``), trained once for
+    the report page's tests."""
+    return train_knn_grid(tmp_path_factory.mktemp("knn-grid"))
+
+
 def experiment_id(client: TestClient, name: str) -> str:
     data = client.get("/experiments.json").json()
     return next(e["experiment_id"] for e in data["experiments"] if e["name"] == name)
@@ -79,6 +88,29 @@ def browser() -> Iterator[object]:
             yield launched
         finally:
             launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, dashboard: str) -> Iterator[Any]:
+    """A page of the test module's ``dashboard`` that records what went wrong in it:
+    console errors and uncaught exceptions in ``problems``, and the dialogs it opened
+    (dismissed) in ``dialogs``."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=dashboard)
+    opened = context.new_page()
+    problems: list[str] = []
+    dialogs: list[str] = []
+    opened.on(
+        "console",
+        lambda message: problems.append(message.text) if message.type == "error" else None,
+    )
+    opened.on("pageerror", lambda error: problems.append(str(error)))
+    opened.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    opened.problems = problems
+    opened.dialogs = dialogs
+    try:
+        yield opened
+    finally:
+        context.close()
 
 
 def screenshot(page: object, name: str) -> None:

@@ -47,24 +47,6 @@ def dashboard(studies: TunedStudy, tmp_path_factory: pytest.TempPathFactory) -> 
         server.stop()
 
 
-@pytest.fixture
-def page(browser: Any, dashboard: str) -> Iterator[Any]:
-    """A page that records what went wrong in it: console errors and uncaught exceptions."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, base_url=dashboard)
-    opened = context.new_page()
-    problems: list[str] = []
-    opened.on(
-        "console",
-        lambda message: problems.append(message.text) if message.type == "error" else None,
-    )
-    opened.on("pageerror", lambda error: problems.append(str(error)))
-    opened.problems = problems
-    try:
-        yield opened
-    finally:
-        context.close()
-
-
 def _charts_drawn(page: Any) -> None:
     """Wait until Plotly drew every figure the page carries, and htmx (after a refresh)
     has settled the page: a figure must keep the class Plotly's styles hang on."""

@@ -2,7 +2,11 @@
 models."""
 
 from flowscope.reports.comparison import CompareQuery, compare_experiment, compare_task
-from flowscope.reports.comparison_output import render_comparison, write_comparison
+from flowscope.reports.comparison_output import (
+    markdown_zip,
+    render_comparison,
+    write_comparison,
+)
 from flowscope.reports.deployed import deployed_report, render_deployed
 from flowscope.reports.versions import render_versions, versions_report
 
@@ -11,6 +15,7 @@ __all__ = [
     "compare_experiment",
     "compare_task",
     "deployed_report",
+    "markdown_zip",
     "render_comparison",
     "render_deployed",
     "render_versions",

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from flowscope.analysis.param_kinds import ParamAxis
-from flowscope.reports._sample import evenly_spaced
+from flowscope.reports.sampling import evenly_spaced
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

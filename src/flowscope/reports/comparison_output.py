@@ -4,12 +4,16 @@ it as PNG files, the table of runs as CSV, or the data as JSON.
 
 The HTML and Markdown list at most :data:`TABLE_ROWS` runs (the best ones; 10,000 rows
 would weigh megabytes), the CSV every one; :func:`write_comparison` writes the CSV beside an
-HTML or Markdown file and links it. The same data gives the same bytes.
+HTML or Markdown file and links it, and :func:`markdown_zip` packs those files as one zip
+(what the dashboard hands out). The same data gives the same bytes.
 """
 
 from __future__ import annotations
 
 import base64
+import io
+import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,7 +22,7 @@ from flowscope._output import to_csv, to_json
 from flowscope.errors import FlowscopeError
 from flowscope.reports._render import number, render, when
 
-__all__ = ["FORMATS", "TABLE_ROWS", "render_comparison", "write_comparison"]
+__all__ = ["FORMATS", "TABLE_ROWS", "markdown_zip", "render_comparison", "write_comparison"]
 
 FORMATS = ("html", "markdown", "csv", "json")
 TABLE_ROWS = 500
@@ -68,6 +72,21 @@ def write_comparison(data: Mapping[str, Any], fmt: str, path: Path) -> list[Path
         return _write(data, fmt, path)
     except OSError as exc:
         raise FlowscopeError(f"cannot write {exc.filename or path}: {exc.strerror}") from None
+
+
+def markdown_zip(data: Mapping[str, Any], stem: str) -> bytes:
+    """The Markdown report as :func:`write_comparison` writes it (``<stem>.md``, its charts
+    and ``<stem>-runs.csv``) packed in one zip, the same bytes for the same data."""
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory(prefix="flowscope-report-") as folder:
+        written = write_comparison(data, "markdown", Path(folder) / f"{stem}.md")
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for path in written:
+                # a fixed date: the file's own would make every download different
+                entry = zipfile.ZipInfo(path.name, date_time=(1980, 1, 1, 0, 0, 0))
+                entry.external_attr = 0o644 << 16  # rw-r--r-- once unpacked
+                archive.writestr(entry, path.read_bytes(), zipfile.ZIP_DEFLATED)
+    return buffer.getvalue()
 
 
 def _write(data: Mapping[str, Any], fmt: str, path: Path) -> list[Path]:

@@ -24,7 +24,7 @@ import numpy as np
 
 from flowscope.errors import MissingDependencyError
 from flowscope.reports._render import number
-from flowscope.reports._sample import evenly_spaced
+from flowscope.reports.sampling import evenly_spaced
 
 if TYPE_CHECKING:
     from flowscope.analysis.param_kinds import ParamAxis
