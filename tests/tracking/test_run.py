@@ -51,6 +51,20 @@ def test_params_metrics_tags_round_trip(store_settings: flowscope.Settings) -> N
     assert experiment.name == "round-trip"
 
 
+def test_flush_delivers_what_was_logged_while_the_run_goes_on(
+    store_settings: flowscope.Settings,
+) -> None:
+    client = _client(store_settings)
+    with flowscope.start_run("flush", settings=store_settings) as run:
+        for round_ in range(3):  # each flush sees the points logged just before it
+            run.log_metrics({"loss": 1.0 / (round_ + 1)}, step=round_)
+            assert run.flush(60), "the points never reached the store"
+            history = client.get_metric_history(run.run_id, "loss")
+            assert sorted(m.step for m in history) == list(range(round_ + 1))
+            assert client.get_run(run.run_id).info.status == "RUNNING"
+    assert client.get_run(run.run_id).info.status == "FINISHED"
+
+
 def test_a_parameter_cannot_change(store_settings: flowscope.Settings) -> None:
     with flowscope.start_run("params", settings=store_settings) as run:
         run.log_params({"depth": 3})

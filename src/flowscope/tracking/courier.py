@@ -158,6 +158,7 @@ class Courier:
     def _retire(self, handle: Handle) -> None:
         handle.journal.remove()
         handle.created.set()
+        handle.caught_up.set()
         handle.finished.set()
         with self._lock:
             self._handles.remove(handle)
@@ -301,6 +302,8 @@ class Courier:
                 handle.created.set()
             if handle.delivery.finished:
                 self._retire(handle)
+            else:
+                handle._note_progress()
             progress += delivered
         return progress
 
@@ -313,7 +316,7 @@ class Handle(Follower):
         self.journal = journal
         self.delivery = Delivery(journal, courier.access, live=True)
         self.created = threading.Event()
-        self.finished = threading.Event()
+        self._follow()
         self.last_error: str | None = None
         self.started = time.monotonic()
         self.ended = False
@@ -323,5 +326,6 @@ class Handle(Follower):
     def notify(self, *, final: bool = False) -> None:
         if final:
             self.ended = True
+        self._appended()
         self.courier._wake.set()
 

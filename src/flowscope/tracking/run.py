@@ -392,6 +392,15 @@ class Run:
         self.log_text(text, "error/traceback.txt")
         self._status = "FAILED"
 
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait (at most ``timeout``, default ``flush_timeout``) until every record logged
+        so far is in the store, the run going on; True when it is. A run its courier
+        holds back until it ends or goes on long enough (a short trial) waits for that."""
+        if self._writer is None:
+            return True
+        wait = self.settings.flush_timeout if timeout is None else timeout
+        return self._writer.wait_caught_up(wait)
+
     # -- ending ------------------------------------------------------------------------
 
     def end(self, status: str | None = None, *, timeout: float | None = None) -> bool:

@@ -22,10 +22,31 @@ class Follower:
     journal: Journal
     delivery: Delivery
     finished: threading.Event  # every record, the end included, is delivered
+    # every record appended so far is delivered (cleared by each append, set by delivery)
+    caught_up: threading.Event
 
     def wait(self, timeout: float) -> bool:
         """Wait until everything is delivered; False if ``timeout`` ran out first."""
         return self.finished.wait(timeout)
+
+    def wait_caught_up(self, timeout: float) -> bool:
+        """Wait until the records appended so far are delivered, the run going on."""
+        return self.caught_up.wait(timeout)
+
+    def _follow(self) -> None:
+        """Set up the events (called by each deliverer's constructor)."""
+        self.finished = threading.Event()
+        self.caught_up = threading.Event()
+        self._progress_lock = threading.Lock()
+
+    def _appended(self) -> None:
+        with self._progress_lock:  # after the record's append: a later check sees it
+            self.caught_up.clear()
+
+    def _note_progress(self) -> None:
+        with self._progress_lock:
+            if self.pending_bytes() == 0:
+                self.caught_up.set()
 
     def pending_bytes(self) -> int:
         try:
@@ -46,7 +67,7 @@ class Writer(Follower):
         self.delivery = Delivery(journal, access, live=True)
         self.max_backoff = max_backoff
         self.created = threading.Event()  # the run exists, or a first attempt failed
-        self.finished = threading.Event()  # every record, the end included, is delivered
+        self._follow()
         self.last_error: str | None = None
         self._wake = threading.Event()
         self._thread = threading.Thread(
@@ -56,6 +77,7 @@ class Writer(Follower):
 
     def notify(self, *, final: bool = False) -> None:
         """Tell the writer a record was appended (``final``: the run's end)."""
+        self._appended()
         self._wake.set()
 
     def _loop(self) -> None:
@@ -87,8 +109,10 @@ class Writer(Follower):
             backoff.reset()
             if self.delivery.finished:
                 self.journal.remove()
+                self.caught_up.set()
                 self.finished.set()
                 return
+            self._note_progress()
             if not delivered:
                 self._wake.wait(_IDLE_WAIT)
 

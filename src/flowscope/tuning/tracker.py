@@ -432,14 +432,22 @@ class StudyTracker:
         maximize = study.direction.name == "MAXIMIZE"
         return trial.value > value if maximize else trial.value < value
 
-    def wait_delivered(self, timeout: float | None = None) -> bool:
+    def wait_delivered(self, timeout: float | None = None, *, running: bool = False) -> bool:
         """Wait (at most ``timeout``, default ``flush_timeout``) until the trial runs this
-        worker ended are in the store; what is not stays in the journal."""
+        worker ended are in the store; what is not stays in the journal. ``running`` also
+        waits for what the trials still running logged so far (their runs are delivered
+        once they have run ``live_after`` seconds)."""
         from flowscope.tracking.resume import wait_delivered
 
+        wait = self.settings.flush_timeout if timeout is None else timeout
+        started = time.monotonic()
         with self._lock:
             ended = list(self._ended)
-        return wait_delivered(ended, self.settings.flush_timeout if timeout is None else timeout)
+            still_open = [run for run, _ in self._open.values()] if running else []
+        delivered = wait_delivered(ended, wait)
+        for run in still_open:
+            delivered &= run.flush(max(wait - (time.monotonic() - started), 0.0))
+        return delivered
 
     def close(self, timeout: float | None = None) -> bool:
         """End the parent run, if this worker created it, without a summary, and wait (at
