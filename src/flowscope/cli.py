@@ -4,6 +4,7 @@ function and printing its result."""
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -518,6 +519,33 @@ def ui(
     _print(response.text)
     if response.status_code >= 400:
         raise typer.Exit(1)
+
+
+@app.command()
+def register(
+    run_id: Annotated[str, typer.Argument(help="The run whose logged model to register.")],
+    name: Annotated[str, typer.Argument(help="Registered model name (created if new).")],
+    artifact_path: Annotated[
+        str, typer.Option(help="Where in the run's artifacts the model is.")
+    ] = "model",
+    fmt: Format = "table",
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Register a run's model as a new version of NAME; again for the same run, the version
+    made before."""
+    from flowscope._output import to_json
+    from flowscope.registry.register import register_run
+
+    _check_format(fmt)
+    version = register_run(_settings(tracking_uri), run_id, name, artifact_path=artifact_path)
+    if fmt == "json":
+        _print(to_json(version.as_dict()))
+        return
+    typer.echo(f"registered run {run_id} as {name} version {version.version} ({version.uri})")
+    typer.echo(
+        "next: flowscope promote "
+        + shlex.join([name, "--policy", "policy.yaml", "--version", str(version.version)])
+    )
 
 
 @app.command()

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+import flowscope
 from flowscope.cli import main
 from flowscope.config import Settings
 from tests.registry.helpers import HEART_POLICY, heart_versions, snapshot
@@ -104,3 +105,38 @@ def test_reports_write_markdown_and_html(
     assert MlflowClient(heart.tracking_uri).get_registered_model("heart-disease").aliases == {
         "production": 2
     }
+
+
+def test_register_a_runs_model_once_and_plain_mlflow_loads_it(
+    heart: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import mlflow
+
+    from tests.registry.helpers import tiny_model
+
+    model, example = tiny_model()
+    with flowscope.start_run("heart", settings=heart) as trained:
+        trained.log_model(model, input_example=example)
+    with flowscope.start_run("heart", settings=heart) as bare:
+        bare.log_metrics({"accuracy": 0.5})
+    run_id = trained.run_id
+    code, out, _ = run(capsys, "register", run_id, "heart-new")
+    assert code == 0
+    assert "as heart-new version 1 (models:/heart-new/1)" in out
+    assert "flowscope promote heart-new --policy policy.yaml --version 1" in out
+    code, out, _ = run(capsys, "register", run_id, "heart-new", "-f", "json")  # again: the same
+    assert code == 0 and json.loads(out)["version"] == 1
+    client = MlflowClient(heart.tracking_uri)
+    [version] = client.search_model_versions("name = 'heart-new'")
+    assert version.run_id == run_id
+    loaded = mlflow.pyfunc.load_model("models:/heart-new/1")
+    assert list(loaded.predict(example)) == list(model.predict(example))
+    before = snapshot(heart)
+    for args, message in (
+        (["register", "no-such-run", "x"], "no run 'no-such-run' in the store"),
+        (["register", str(bare.run_id), "x"], "logged no model at 'model'"),
+        (["register", run_id, " "], "name is empty"),
+    ):
+        code, _, err = run(capsys, *args)
+        assert code == 1 and message in err, args
+    assert snapshot(heart) == before

@@ -130,7 +130,7 @@ def test_ties_go_to_the_earliest_run_and_the_model_can_be_registered(grid: Setti
     assert data["best"]["tie_break"] and "earliest" in data["best"]["tie_break"]
     assert not data["best"]["registered"] and data["best"]["has_model"]
     [step] = data["next_steps"]
-    assert f"runs:/{winner.info.run_id}/model" in step["command"]
+    assert step["command"] == f"flowscope register {winner.info.run_id} {TASK}"
 
 
 def test_every_run_is_in_the_table_and_the_csv(grid: Settings, by_log_loss: dict[str, Any]) -> None:
@@ -235,7 +235,7 @@ def test_markdown_writes_its_charts_and_the_csv_beside_it(
     for name in names[:4]:
         assert f"]({name})" in text
     assert (tmp_path / "out" / "report-metric.png").read_bytes().startswith(b"\x89PNG")
-    assert SCRIPT not in text and "&lt;script&gt;alert\\(1\\)&lt;/script&gt;" in text
+    assert SCRIPT not in text and "&lt;script&gt;alert(1)&lt;/script&gt;" in text
     again = tmp_path / "again"
     write_comparison(by_log_loss, "markdown", again / "report.md")
     for path in written:

@@ -3,6 +3,7 @@ they show is what Optuna's own storage says, read from the MLflow store alone.""
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from flowscope.analysis.query import ClientRunStore, SqlRunStore
+from flowscope.tuning.names import TRIAL_NUMBER_TAG
 from flowscope.tuning.view import study_view
 from flowscope.web.study_charts import study_figures
 from tests.conftest import make_settings
@@ -229,6 +231,30 @@ def test_compare_works_on_trials(tuned: TunedStudy, http: TestClient) -> None:
     assert page.status_code == 200 and "chart" in page.text
     study_page = http.get(f"/studies/{tuned.parent_run_id}").text
     assert '<input type="hidden" name="metric" value="loss">' in study_page
+
+
+def test_the_study_links_to_the_comparison_report_of_its_trials(
+    tuned: TunedStudy, http: TestClient
+) -> None:
+    import html
+
+    page = http.get(f"/studies/{tuned.parent_run_id}").text
+    link = re.search(r'<a id="study-report" href="([^"]+)"', page)
+    assert link is not None
+    url = html.unescape(link[1])
+    assert url == http.get(f"/studies/{tuned.parent_run_id}.json").json()["report_url"]
+    answer = http.get(url, headers={"accept": "application/json"})
+    assert answer.status_code == 200, answer.text
+    report = answer.json()
+    study = tuned.study()
+    by_number = {trial.number: trial for trial in study.trials}
+    trial_runs = {row["run_id"] for row in report["table"]["rows"]}
+    assert len(trial_runs) == len(study.trials)  # every trial of the study, and only those
+    assert report["metric"]["name"] == "loss" and report["metric"]["direction"] == "min"
+    best_run = MlflowClient(tuned.settings.tracking_uri).get_run(report["best"]["run_id"])
+    number = int(best_run.data.tags[TRIAL_NUMBER_TAG])
+    assert by_number[number].value == study.best_value
+    assert http.get(url).status_code == 200  # and the page itself draws
 
 
 def test_a_running_study_is_polled_and_shows_its_running_trials(tmp_path: Path) -> None:

@@ -47,8 +47,12 @@ def _md_cell(value: Any) -> str:
     return str("" if value is None else value).replace("|", "\\|").replace("\n", " ")
 
 
-# Markdown punctuation that could make text a link, emphasis, code, a heading or a cell break.
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]{}()#+!|~])")
+# Markdown punctuation that could make text a link, an image, emphasis, code, strikethrough or
+# a cell break. An underscore inside a word (n_neighbors) is literal in CommonMark and GitHub's
+# Markdown, and parentheses or "!" make nothing without the brackets, which are escaped.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
+# What starts a heading, a list item or a thematic break at the start of a line.
+_MD_BLOCK_START = re.compile(r"^(\s*)(#+(?=\s|$)|[+-](?=\s|$)|-{3,}|={3,}|\d+(?=[.)](?:\s|$)))")
 
 
 def md_text(value: Any) -> str:
@@ -57,7 +61,13 @@ def md_text(value: Any) -> str:
     backslash-escaped, newlines folded; None blank."""
     text = str("" if value is None else value)
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    return _MD_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+    text = _MD_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+    return _MD_BLOCK_START.sub(lambda m: m[1] + _escaped_start(m[2]), text, count=1)
+
+
+def _escaped_start(start: str) -> str:
+    """``#`` as ``\\#``; a list number ``12`` as ``12\\`` before its ``.`` or ``)``."""
+    return start + "\\" if start[0].isdigit() else "\\" + start
 
 
 def md_fence(value: Any) -> str:

@@ -25,7 +25,6 @@ renders it as HTML, Markdown, CSV or JSON. Its keys:
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -346,13 +345,11 @@ def _next_steps(task: str, best: Mapping[str, Any]) -> list[dict[str, Any]]:
         return steps
     run_id = best["run_id"]
     if best["has_model"]:
-        name = json.dumps(task)  # a JSON string is a Python string literal too
-        code = f'import mlflow; mlflow.register_model("runs:/{run_id}/model", {name})'
         return [
             {
-                "what": f"Register the best run's model as {task} (with MLFLOW_TRACKING_URI "
-                "naming this store), then promote it",
-                "command": shlex.join(["python", "-c", code]),
+                "what": f"Register the best run's model as {task}, then promote it by your "
+                "policy",
+                "command": shlex.join(["flowscope", "register", run_id, task]),
             }
         ]
     params = best["params"]

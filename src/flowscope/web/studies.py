@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlencode
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
@@ -22,6 +25,21 @@ def study(request: Request, run_id: str, sort: str = "", order: str = "") -> Res
         sort=sort.strip(),
         order=order.strip(),
     )
+    data["report_url"] = _report_url(data["study"])
     if not wants_json(request):
         data["figures"] = {name: figure_json(f) for name, f in study_figures(data).items()}
     return page(request, "study.html", data)
+
+
+def _report_url(study: dict[str, Any]) -> str | None:
+    """The comparison report over this study's trial runs (one objective only: the report
+    ranks by one metric)."""
+    if len(study["directions"]) != 1 or not study["objective"]:
+        return None
+    query = {
+        "kind": "trial",
+        "where": f"tags.mlflow.parentRunId = '{study['run_id']}'",
+        "metric": study["objective"],
+        "direction": "max" if study["directions"][0] == "maximize" else "min",
+    }
+    return f"/experiments/{study['experiment_id']}/report?{urlencode(query)}"
