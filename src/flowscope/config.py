@@ -194,6 +194,39 @@ class Settings(BaseSettings):
         description="Fewest predictions in a window for drift to be computed.",
     )
 
+    workbench_dir: Path = Field(
+        Path(".flowscope/workbench"),
+        validation_alias=_aliases("workbench_dir"),
+        description="Folder of the workbench's uploaded data sets and, with no `jobs_url`, "
+        "its job queue (a SQLite file).",
+    )
+    upload_max_bytes: int = Field(
+        100 * 1024 * 1024,
+        ge=1,
+        validation_alias=_aliases("upload_max_bytes"),
+        description="Largest file the workbench accepts (data sets, prediction batches); "
+        "a bigger upload is refused with 413 before it is parsed.",
+    )
+    jobs_url: str | None = Field(
+        None,
+        validation_alias=_aliases("jobs_url"),
+        description="The job queue: unset for a SQLite file in `workbench_dir` (one "
+        "machine), `redis://HOST:PORT/DB` when several machines share the work.",
+    )
+    jobs_embedded: bool | None = Field(
+        None,
+        validation_alias=_aliases("jobs_embedded"),
+        description="Whether `flowscope ui` runs jobs itself; unset: it does when no "
+        "`jobs_url` is set (start `flowscope worker` processes otherwise).",
+    )
+
+    @field_validator("jobs_url")
+    @classmethod
+    def _jobs_scheme(cls, value: str | None) -> str | None:
+        if value is None or urlparse(value).scheme in ("redis", "rediss"):
+            return value
+        raise ValueError(f"{value!r} is not a job queue flowscope knows; use redis://HOST:PORT/DB")
+
     @field_validator("tracking_uri", "registry_uri")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:
