@@ -6,8 +6,9 @@ checked before the run starts, so bad input never leaves a half-written run behi
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError
@@ -116,6 +117,8 @@ def train(
     explain: bool = True,
     sensitive: str | None = None,
     class_names: Mapping[Any, str] | None = None,
+    dataset_file: str | Path | None = None,
+    on_run_started: Callable[[str | None], None] | None = None,
 ) -> TrainResult:
     """Fit ``model_type`` on ``frame`` to predict ``target`` and log the run of ``task``.
 
@@ -129,7 +132,9 @@ def train(
 
     ``class_names`` maps class labels to names shown beside them (breast cancer's 0 is
     "malignant"); by default they come from ``frame.attrs["flowscope.class_names"]``,
-    which :func:`~flowscope.modeling.data.load_builtin` sets. They are kept in the model's
+    which :func:`~flowscope.modeling.data.load_builtin` sets. ``dataset_file`` (the file the
+    frame was read from) is kept under ``dataset/``; ``on_run_started`` is told the run's id
+    once the run exists (a job's progress). They are kept in the model's
     metadata and the evaluation's JSON; metric names keep the labels (``recall_0``).
 
     The model takes frames as ``frame`` holds them: its signature declares integer
@@ -211,6 +216,10 @@ def train(
         seeds={"seed": seed},
         settings=settings,
     ) as run:
+        if on_run_started is not None:
+            on_run_started(run.run_id)
+        if dataset_file is not None:
+            run.log_artifact(dataset_file, "dataset")
         run.log_dataset(X_train.assign(**{target: y_train}), target, source=dataset_name)
         with run.timer("training"):
             pipeline.fit(X_train, y_train)

@@ -29,7 +29,7 @@ def plotly_js_path() -> Path:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The dashboard for ``settings``' store (SQLite, PostgreSQL or a tracking server)."""
     from flowscope.analysis.query import open_run_store
-    from flowscope.web import compare, experiments, inference, models, reports, runs, studies
+    from flowscope.web import compare, experiments, inference, jobs, models, reports, runs, studies
 
     settings = settings or load_settings()
     app = FastAPI(
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def home() -> RedirectResponse:
         return RedirectResponse("/experiments")
 
-    for module in (experiments, runs, reports, compare, models, inference, studies):
+    for module in (experiments, runs, reports, compare, models, inference, studies, jobs):
         app.include_router(module.router)
 
     @app.exception_handler(FlowscopeError)

@@ -1,0 +1,179 @@
+"""What a worker does with a job: train one model type (or tune it) on a data set, log the
+runs tagged with the job, register the result when asked, and tell the job's state as it
+goes. A job that fails ends failed with the reason, its run marked FAILED by the SDK."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from flowscope.config import Settings
+from flowscope.errors import FlowscopeError
+from flowscope.jobs.state import HEARTBEAT, Job, JobStore
+
+logger = logging.getLogger(__name__)
+
+JOB_TAG = "flowscope.job"
+# Fault injection for tests, read by the worker process alone: with this set to a folder,
+# a training job writes ``<folder>/<job id>.started`` (holding its run id) once its run
+# exists, then waits until ``<folder>/<job id>.release`` exists: the moment a test kills
+# its worker, or lets it go on.
+_HOLD_ENV = "_FLOWSCOPE_TEST_HOLD_JOBS"
+
+
+def run_job(settings: Settings, store: JobStore, job_id: str) -> None:
+    """Run the job ``job_id`` here, unless it was cancelled or another worker took it."""
+    if not store.claim(job_id):
+        return
+    job = store.get(job_id)
+    stop = threading.Event()
+    beating = threading.Thread(target=_beat, args=(store, job_id, stop), daemon=True)
+    beating.start()
+    try:
+        outcome = (
+            _tune(settings, store, job) if job.kind == "tune" else _train(settings, store, job)
+        )
+    except FlowscopeError as exc:
+        store.finish(job_id, "failed", error=exc.message, run_ids=_runs_of(settings, job_id))
+    except Exception as exc:  # a model that cannot fit, a store that refused: said, not raised
+        logger.exception("job %s failed", job_id)
+        error = f"{type(exc).__name__}: {exc}"
+        store.finish(job_id, "failed", error=error, run_ids=_runs_of(settings, job_id))
+    else:
+        store.finish(job_id, "succeeded", **outcome)
+    finally:
+        stop.set()
+
+
+def _beat(store: JobStore, job_id: str, stop: threading.Event) -> None:
+    while not stop.wait(HEARTBEAT):
+        try:
+            store.beat(job_id)
+        except Exception as exc:  # the queue's store away for a moment: the next beat tries
+            logger.warning("job %s: heartbeat failed: %s", job_id, exc)
+
+
+def _train(settings: Settings, store: JobStore, job: Job) -> dict[str, Any]:
+    from flowscope.modeling.train import train
+    from flowscope.modeling.uploads import load_dataset
+
+    request = job.request
+    store.progress(job.job_id, 0.05, "loading the data set")
+    frame, meta = load_dataset(settings, request["dataset_id"])
+    params = request.get("params", {})
+    store.progress(job.job_id, 0.1, f"training {request['model_type']}")
+    result = train(
+        frame,
+        request["target"],
+        request["model_type"],
+        params,
+        task=request["task"],
+        test_size=request["test_size"],
+        seed=request["seed"],
+        run_name=request["model_type"],
+        register=request.get("register") or None,
+        dataset_name=meta.get("filename") or request["dataset_id"],
+        dataset_file=meta.get("path"),
+        tags={JOB_TAG: job.job_id, "flowscope.dataset": request["dataset_id"]},
+        settings=settings,
+        on_run_started=lambda run_id: _started(store, job, run_id),
+    )
+    registered = None
+    if result.registered_version is not None:
+        registered = {"name": request["register"], "version": int(result.registered_version)}
+    return {
+        "run_ids": [result.run_id],
+        "best_run_id": result.run_id,
+        "metrics": _plain_metrics(result.metrics),
+        "registered": registered,
+    }
+
+
+def _started(store: JobStore, job: Job, run_id: str | None) -> None:
+    store.progress(job.job_id, 0.2, f"training {job.request['model_type']}", [run_id or ""])
+    hold = os.environ.get(_HOLD_ENV)
+    if hold:
+        folder = Path(hold)
+        (folder / f"{job.job_id}.started").write_text(str(run_id))
+        release = folder / f"{job.job_id}.release"
+        while not release.exists():
+            threading.Event().wait(0.05)
+
+
+def _tune(settings: Settings, store: JobStore, job: Job) -> dict[str, Any]:
+    from flowscope.modeling.uploads import load_dataset
+    from flowscope.tuning.catalog_study import TuneSpec, run_catalog_study
+
+    request = job.request
+    _, meta = load_dataset(settings, request["dataset_id"])  # checks it is still there
+    trials = int(request["tune_trials"])
+    spec = TuneSpec(
+        dataset=str(meta.get("path") or request["dataset_id"].removeprefix("builtin:")),
+        model=request["model_type"],
+        trials=trials,
+        target=request["target"],
+        task=request["task"],
+        seed=request["seed"],
+        test_size=request["test_size"],
+        register=request.get("register") or None,
+        study=f"{request['task']}-{request['model_type']}-{job.job_id[:8]}",
+    )
+
+    def on_progress(done: int, total: int | None, best: float | None) -> None:
+        shown = "" if best is None else f", best {best:.4g}"
+        store.progress(job.job_id, 0.05 + 0.85 * done / trials, f"trial {done}/{trials}{shown}")
+
+    outcome = run_catalog_study(spec, settings, on_progress)
+    run_ids = [run_id for run_id in (outcome.parent_run_id,) if run_id]
+    best_run_id, metrics, registered = None, {}, None
+    if outcome.refit is not None and outcome.refit.run_id is not None:
+        run_ids.append(outcome.refit.run_id)
+        best_run_id = outcome.refit.run_id
+        metrics = _plain_metrics(outcome.refit.metrics)
+        if outcome.refit.registered_version is not None:
+            version = int(outcome.refit.registered_version)
+            registered = {"name": request["register"], "version": version}
+    _tag_runs(settings, run_ids, job.job_id)
+    return {
+        "run_ids": run_ids,
+        "best_run_id": best_run_id,
+        "metrics": metrics,
+        "registered": registered,
+    }
+
+
+def _tag_runs(settings: Settings, run_ids: list[str], job_id: str) -> None:
+    from flowscope.mlflow_client import client_for
+
+    client = client_for(settings)
+    for run_id in run_ids:
+        client.set_tag(run_id, JOB_TAG, job_id)
+
+
+def _runs_of(settings: Settings, job_id: str) -> list[str]:
+    """The runs tagged with the job (what a failed job still made)."""
+    try:
+        return [run.info.run_id for run in job_runs(settings, job_id)]
+    except Exception:  # the store away: the job ends failed all the same
+        return []
+
+
+def job_runs(settings: Settings, job_id: str) -> list[Any]:
+    from flowscope.mlflow_client import client_for
+
+    client = client_for(settings)
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    if not experiments:
+        return []
+    return list(client.search_runs(experiments, f"tags.`{JOB_TAG}` = '{job_id}'"))
+
+
+def _plain_metrics(metrics: Any) -> dict[str, float]:
+    return {
+        str(key): float(value)
+        for key, value in dict(metrics).items()
+        if isinstance(value, int | float) and not isinstance(value, bool)
+    }

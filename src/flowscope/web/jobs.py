@@ -1,0 +1,144 @@
+"""Jobs: the JSON API a script drives (``POST /api/jobs``, ``GET /api/jobs/ID``), the
+workbench's train form, and the ``/jobs`` and ``/jobs/ID`` pages that follow them."""
+
+from __future__ import annotations
+
+import getpass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from flowscope.errors import FlowscopeError
+from flowscope.jobs import JobQueue, TrainRequest, parse_params, submit_training
+from flowscope.jobs.view import job_view, jobs_view
+from flowscope.web.render import json_response, page
+
+router = APIRouter()
+
+
+def job_queue(request: Request) -> JobQueue:
+    """The app's queue, opened on first use."""
+    state = request.app.state
+    queue = getattr(state, "jobs", None)
+    if queue is None:
+        queue = state.jobs = JobQueue(state.settings)
+    return queue
+
+
+def _user(request: Request) -> str:
+    """Who asked: the authenticated user once there is one, else the server's OS user."""
+    return str(request.scope.get("flowscope.user") or getpass.getuser())
+
+
+@router.post("/api/jobs", status_code=201)
+async def create_jobs(request: Request) -> Response:
+    try:
+        body = await request.json()
+    except ValueError:
+        raise FlowscopeError("the request body is not valid JSON") from None
+    queue = job_queue(request)
+    ids = submit_training(
+        request.app.state.settings, queue, TrainRequest.from_json(body), user=_user(request)
+    )
+    return json_response({"ok": True, "job_ids": ids}, 201)
+
+
+@router.get("/api/jobs")
+def list_jobs(request: Request, batch: str = "") -> Response:
+    return json_response({"ok": True, **jobs_view(job_queue(request), batch=batch.strip())})
+
+
+@router.get("/api/jobs/{job_id}")
+def get_job(request: Request, job_id: str) -> Response:
+    return json_response(
+        {"ok": True, **job_view(request.app.state.settings, job_queue(request), job_id)}
+    )
+
+
+@router.post("/api/jobs/{job_id}/cancel")
+def cancel_job(request: Request, job_id: str) -> Response:
+    _cancel(request, job_id)
+    return json_response({"ok": True, "job_id": job_id, "state": "cancelled"})
+
+
+def _cancel(request: Request, job_id: str) -> None:
+    queue = job_queue(request)
+    if not queue.cancel(job_id, _user(request)):
+        state = queue.get(job_id).state
+        raise FlowscopeError(
+            f"job {job_id} is {state}: only a queued job can be cancelled", status=409
+        )
+
+
+@router.post("/workbench/train")
+async def train_form(request: Request) -> Response:
+    """The workbench's train form: one job per model type, then the job (or batch) page."""
+    form = await request.form()
+    fields: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
+    train = TrainRequest(
+        dataset_id=fields.get("dataset_id", "").strip(),
+        target=fields.get("target", "").strip(),
+        model_types=[value for value in form.getlist("model_types") if isinstance(value, str)],
+        params=parse_params(fields.get("params", "")),
+        task=fields.get("task", "").strip() or None,
+        test_size=_form_number(fields, "test_size", 0.2),
+        seed=int(_form_number(fields, "seed", 0)),
+        register=fields.get("register", "").strip() or None,
+        tune_trials=int(_form_number(fields, "tune_trials", 0)),
+    )
+    ids = submit_training(
+        request.app.state.settings, job_queue(request), train, user=_user(request)
+    )
+    if len(ids) == 1:
+        return RedirectResponse(f"/jobs/{ids[0]}", status_code=303)
+    batch = job_queue(request).get(ids[0]).batch
+    return RedirectResponse(f"/jobs?batch={batch}", status_code=303)
+
+
+def _form_number(fields: dict[str, Any], name: str, default: float) -> float:
+    text = str(fields.get(name, "")).strip()
+    if not text:
+        return default
+    try:
+        return float(text)
+    except ValueError:
+        raise FlowscopeError(f"{name} must be a number, not {text!r}") from None
+
+
+@router.get("/jobs")
+def jobs_page(request: Request, batch: str = "") -> Response:
+    return page(request, "jobs.html", jobs_view(job_queue(request), batch=batch.strip()))
+
+
+@router.get("/jobs/{job_id}")
+def job_page(request: Request, job_id: str) -> Response:
+    return page(
+        request, "job.html", job_view(request.app.state.settings, job_queue(request), job_id)
+    )
+
+
+@router.post("/jobs/{job_id}/cancel")
+def cancel_from_page(request: Request, job_id: str) -> Response:
+    _cancel(request, job_id)
+    return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+
+
+@router.post("/jobs/{job_id}/register")
+async def register_best(request: Request, job_id: str) -> Response:
+    """Register the best run of the job's batch as a version of the name given."""
+    from flowscope.jobs.view import best_of_batch
+    from flowscope.registry.register import register_run
+
+    form = await request.form()
+    name = str(form.get("name") or "").strip()
+    queue = job_queue(request)
+    best = best_of_batch(queue, queue.get(job_id))
+    if best is None:
+        raise FlowscopeError(
+            "no job of this batch succeeded: there is no run to register", status=409
+        )
+    version = register_run(request.app.state.settings, best["run_id"], name)
+    return RedirectResponse(
+        f"/jobs/{job_id}?registered={version.name}:{version.version}", status_code=303
+    )
