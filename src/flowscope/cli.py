@@ -842,8 +842,31 @@ def _serve(settings: Any, host: str, port: int) -> None:
 
     from flowscope.web import create_app
 
+    run_jobs = (
+        settings.jobs_url is None if settings.jobs_embedded is None else settings.jobs_embedded
+    )
     typer.echo(f"flowscope dashboard on http://{host}:{port}  (store: {settings.tracking_uri})")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="warning")
+    typer.echo(
+        "jobs run in this process"
+        if run_jobs
+        else "jobs are queued for `flowscope worker` processes"
+    )
+    uvicorn.run(create_app(settings, run_jobs=run_jobs), host=host, port=port, log_level="warning")
+
+
+@app.command()
+def worker(
+    processes: Annotated[
+        int, typer.Option(min=1, help="Worker processes, each running one job at a time.")
+    ] = 1,
+    tracking_uri: TrackingUri = None,
+) -> None:
+    """Run the workbench's queued jobs (training, tuning) until interrupted."""
+    from flowscope.jobs import JobQueue
+
+    queue = JobQueue(_settings(tracking_uri))
+    typer.echo(f"flowscope worker: {processes} process(es) on the queue {queue.location}")
+    queue.run_worker(processes)
 
 
 class _spinner:

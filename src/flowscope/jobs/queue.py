@@ -17,8 +17,15 @@ from flowscope.jobs.state import Job, JobStore
 
 logger = logging.getLogger(__name__)
 
-QUEUE_NAME = "flowscope"
 TASK_NAME = "flowscope.run_job"
+
+
+def queue_name(settings: Settings) -> str:
+    """One queue per store: workers of one store never take another store's jobs when
+    several share a Redis."""
+    import hashlib
+
+    return "flowscope-" + hashlib.sha256(settings.tracking_uri.encode()).hexdigest()[:12]
 
 
 class JobQueue:
@@ -63,6 +70,18 @@ class JobQueue:
 
     def cancel(self, job_id: str, user: str) -> bool:
         return self.store.cancel(job_id, user)
+
+    def wait(self, job_id: str, timeout: float) -> Job:
+        """The job once it has ended, or as it stands after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        pause = 0.05
+        while True:
+            job = self.store.get(job_id)
+            left = deadline - time.monotonic()
+            if job.finished or left <= 0:
+                return job
+            time.sleep(min(pause, left))
+            pause = min(pause * 1.5, 0.5)
 
     def pending(self) -> int:
         """Jobs in the queue that no consumer has taken yet."""
@@ -138,8 +157,9 @@ class JobQueue:
 def _open_huey(settings: Settings) -> Any:
     from huey import RedisHuey, SqliteHuey
 
+    name = queue_name(settings)
     if settings.jobs_url:
-        return RedisHuey(QUEUE_NAME, url=settings.jobs_url, results=False)
+        return RedisHuey(name, url=settings.jobs_url, results=False)
     folder = settings.workbench_dir
     folder.mkdir(parents=True, exist_ok=True)
-    return SqliteHuey(QUEUE_NAME, filename=str(folder / "jobs.db"), results=False)
+    return SqliteHuey(name, filename=str(folder / "jobs.db"), results=False)

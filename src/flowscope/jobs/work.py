@@ -76,7 +76,7 @@ def _train(settings: Settings, store: JobStore, job: Job) -> dict[str, Any]:
         run_name=request["model_type"],
         register=request.get("register") or None,
         dataset_name=meta.get("filename") or request["dataset_id"],
-        dataset_file=meta.get("path"),
+        dataset_file=_dataset_file(settings, request["dataset_id"], meta),
         tags={JOB_TAG: job.job_id, "flowscope.dataset": request["dataset_id"]},
         settings=settings,
         on_run_started=lambda run_id: _started(store, job, run_id),
@@ -90,6 +90,15 @@ def _train(settings: Settings, store: JobStore, job: Job) -> dict[str, Any]:
         "metrics": _plain_metrics(result.metrics),
         "registered": registered,
     }
+
+
+def _dataset_file(settings: Settings, dataset_id: str, meta: dict[str, Any]) -> Path | None:
+    """The uploaded file a data set was read from (None for a built-in one)."""
+    from flowscope.modeling.uploads import dataset_folder
+
+    if meta.get("builtin") or not meta.get("filename"):
+        return None
+    return dataset_folder(settings, dataset_id) / str(meta["filename"])
 
 
 def _started(store: JobStore, job: Job, run_id: str | None) -> None:
@@ -111,7 +120,10 @@ def _tune(settings: Settings, store: JobStore, job: Job) -> dict[str, Any]:
     _, meta = load_dataset(settings, request["dataset_id"])  # checks it is still there
     trials = int(request["tune_trials"])
     spec = TuneSpec(
-        dataset=str(meta.get("path") or request["dataset_id"].removeprefix("builtin:")),
+        dataset=str(
+            _dataset_file(settings, request["dataset_id"], meta)
+            or request["dataset_id"].removeprefix("builtin:")
+        ),
         model=request["model_type"],
         trials=trials,
         target=request["target"],

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -26,14 +28,29 @@ def plotly_js_path() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """The dashboard for ``settings``' store (SQLite, PostgreSQL or a tracking server)."""
+def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> FastAPI:
+    """The dashboard for ``settings``' store (SQLite, PostgreSQL or a tracking server);
+    with ``run_jobs``, it runs the workbench's jobs in a thread of its own while it serves."""
     from flowscope.analysis.query import open_run_store
     from flowscope.web import compare, experiments, inference, jobs, models, reports, runs, studies
 
     settings = settings or load_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        queue = jobs.job_queue_of(app) if run_jobs else None
+        if queue is not None:
+            queue.start_embedded()
+        yield
+        if queue is not None:
+            queue.stop_embedded()
+
     app = FastAPI(
-        title="flowscope", docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi"
+        title="flowscope",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi",
+        lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.store = open_run_store(settings)

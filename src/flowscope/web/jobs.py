@@ -15,11 +15,16 @@ from flowscope.jobs.view import job_view, jobs_view
 from flowscope.web.render import json_response, page
 
 router = APIRouter()
+MAX_WAIT = 60.0
 
 
 def job_queue(request: Request) -> JobQueue:
+    return job_queue_of(request.app)
+
+
+def job_queue_of(app: Any) -> JobQueue:
     """The app's queue, opened on first use."""
-    state = request.app.state
+    state = app.state
     queue = getattr(state, "jobs", None)
     if queue is None:
         queue = state.jobs = JobQueue(state.settings)
@@ -50,10 +55,12 @@ def list_jobs(request: Request, batch: str = "") -> Response:
 
 
 @router.get("/api/jobs/{job_id}")
-def get_job(request: Request, job_id: str) -> Response:
-    return json_response(
-        {"ok": True, **job_view(request.app.state.settings, job_queue(request), job_id)}
-    )
+def get_job(request: Request, job_id: str, wait: float = 0.0) -> Response:
+    """``wait`` (seconds, at most 60) answers once the job has ended, or then."""
+    queue = job_queue(request)
+    if wait > 0:
+        queue.wait(job_id, min(wait, MAX_WAIT))
+    return json_response({"ok": True, **job_view(request.app.state.settings, queue, job_id)})
 
 
 @router.post("/api/jobs/{job_id}/cancel")
