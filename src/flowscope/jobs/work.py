@@ -8,11 +8,14 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowscope.config import Settings
 from flowscope.errors import FlowscopeError
 from flowscope.jobs.state import HEARTBEAT, Job, JobStore
+
+if TYPE_CHECKING:
+    from flowscope.tracking.run import Run
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +82,7 @@ def _train(settings: Settings, store: JobStore, job: Job) -> dict[str, Any]:
         dataset_file=_dataset_file(settings, request["dataset_id"], meta),
         tags={JOB_TAG: job.job_id, "flowscope.dataset": request["dataset_id"]},
         settings=settings,
-        on_run_started=lambda run_id: _started(store, job, run_id),
+        on_run_started=lambda run: _started(settings, store, job, run),
     )
     registered = None
     if result.registered_version is not None:
@@ -101,8 +104,13 @@ def _dataset_file(settings: Settings, dataset_id: str, meta: dict[str, Any]) -> 
     return dataset_folder(settings, dataset_id) / str(meta["filename"])
 
 
-def _started(store: JobStore, job: Job, run_id: str | None) -> None:
-    store.progress(job.job_id, 0.2, f"training {job.request['model_type']}", [run_id or ""])
+def _started(settings: Settings, store: JobStore, job: Job, run: Run) -> None:
+    """The run exists: the job names it from now on (its page links it)."""
+    run.flush(settings.flush_timeout)  # its creation delivered: it has an id in the store
+    run_id = run.run_id
+    store.progress(
+        job.job_id, 0.2, f"training {job.request['model_type']}", [run_id] if run_id else []
+    )
     hold = os.environ.get(_HOLD_ENV)
     if hold:
         folder = Path(hold)

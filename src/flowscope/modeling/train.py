@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from flowscope.config import Settings
+    from flowscope.tracking.run import Run
 
 # Distance- and gradient-based models need features on one scale; trees do not.
 _SCALED_MODELS = {"knn", "logistic_regression", "ridge"}
@@ -118,7 +119,7 @@ def train(
     sensitive: str | None = None,
     class_names: Mapping[Any, str] | None = None,
     dataset_file: str | Path | None = None,
-    on_run_started: Callable[[str | None], None] | None = None,
+    on_run_started: Callable[[Run], None] | None = None,
 ) -> TrainResult:
     """Fit ``model_type`` on ``frame`` to predict ``target`` and log the run of ``task``.
 
@@ -133,8 +134,8 @@ def train(
     ``class_names`` maps class labels to names shown beside them (breast cancer's 0 is
     "malignant"); by default they come from ``frame.attrs["flowscope.class_names"]``,
     which :func:`~flowscope.modeling.data.load_builtin` sets. ``dataset_file`` (the file the
-    frame was read from) is kept under ``dataset/``; ``on_run_started`` is told the run's id
-    once the run exists (a job's progress). They are kept in the model's
+    frame was read from) is kept under ``dataset/``; ``on_run_started`` is handed the run as
+    soon as it has started (a job's progress). They are kept in the model's
     metadata and the evaluation's JSON; metric names keep the labels (``recall_0``).
 
     The model takes frames as ``frame`` holds them: its signature declares integer
@@ -217,7 +218,7 @@ def train(
         settings=settings,
     ) as run:
         if on_run_started is not None:
-            on_run_started(run.run_id)
+            on_run_started(run)
         if dataset_file is not None:
             run.log_artifact(dataset_file, "dataset")
         run.log_dataset(X_train.assign(**{target: y_train}), target, source=dataset_name)

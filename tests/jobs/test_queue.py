@@ -1,0 +1,195 @@
+"""Jobs in one process: what is submitted is checked whole, runs once on the embedded
+consumer, and is linked both ways to the MLflow runs it made."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow import MlflowClient
+
+from flowscope.config import Settings
+from flowscope.errors import NotFoundError
+from flowscope.jobs import JobQueue
+from flowscope.jobs.work import JOB_TAG
+from flowscope.web import create_app
+from tests.jobs.conftest import job_settings, submit
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return job_settings(tmp_path)
+
+
+def test_jobs_train_once_and_link_both_ways(settings: Settings) -> None:
+    with TestClient(create_app(settings, run_jobs=True)) as http:
+        answer = http.post(
+            "/api/jobs",
+            json={
+                "dataset_id": "builtin:iris",
+                "target": "species",
+                "model_types": ["logistic_regression", "random_forest"],
+                "task": "iris-jobs",
+                "test_size": 0.25,
+                "seed": 3,
+                "register": "iris-best",
+            },
+        )
+        assert answer.status_code == 201, answer.text
+        ids = answer.json()["job_ids"]
+        assert len(ids) == 2
+        jobs = [http.get(f"/api/jobs/{job_id}", params={"wait": 60}).json() for job_id in ids]
+        listed = http.get("/jobs.json").json()
+        settled = http.get(f"/api/jobs/{ids[0]}").json()  # every job of the batch has ended
+        page = http.get(f"/jobs/{ids[0]}")
+    client = MlflowClient(settings.tracking_uri)
+    accuracies = {}
+    for job_id, job in zip(ids, jobs, strict=True):
+        assert job["state"] == "succeeded", job
+        assert job["progress"] == 1.0 and job["error"] is None
+        [run_id] = job["run_ids"]
+        run = client.get_run(run_id)
+        assert run.data.tags[JOB_TAG] == job_id  # the run names its job
+        assert run.info.status == "FINISHED"
+        assert run.data.params["test_size"] == "0.25"
+        assert job["job"]["metrics"]["accuracy"] == run.data.metrics["accuracy"]
+        accuracies[run_id] = run.data.metrics["accuracy"]
+        [version] = client.search_model_versions(f"run_id = '{run_id}'")
+        assert version.name == "iris-best"
+    best = max(accuracies, key=lambda r: (accuracies[r], -ids.index(_job_of(jobs, r))))
+    assert settled["best"]["run_id"] == best
+    assert listed["counts"]["succeeded"] == 2 and not listed["live"]
+    assert page.status_code == 200 and f'href="/runs/{best}"' in page.text
+
+
+def _job_of(jobs: list[dict[str, Any]], run_id: str) -> str:
+    return next(job["job"]["job_id"] for job in jobs if run_id in job["run_ids"])
+
+
+@pytest.mark.parametrize(
+    ("fields", "status", "message"),
+    [
+        ({"dataset_id": "nope"}, 404, "no data set 'nope'"),
+        ({"dataset_id": "../etc/passwd"}, 404, "no data set"),
+        ({"target": "colour"}, 400, "colour"),
+        ({"model_types": ["deep_magic"]}, 400, "unknown model type 'deep_magic'"),
+        ({"model_types": []}, 400, "at least one model type"),
+        ({"params": {"C": "very"}}, 400, "'C'"),
+        ({"params": {"n_wheels": "3"}}, 400, "unknown parameter 'n_wheels'"),
+        ({"test_size": 1.5}, 400, "test_size"),
+        ({"task": "<script>"}, 400, "task"),
+    ],
+)
+def test_a_bad_request_is_refused_whole_and_queues_nothing(
+    settings: Settings, fields: dict[str, Any], status: int, message: str
+) -> None:
+    body = {
+        "dataset_id": "builtin:iris",
+        "target": "species",
+        "model_types": ["logistic_regression", "random_forest"],
+    }
+    body.update(fields)
+    with TestClient(create_app(settings)) as http:
+        answer = http.post("/api/jobs", json=body)
+        assert answer.status_code == status, answer.text
+        assert message in answer.json()["error"]
+        assert http.get("/api/jobs").json()["jobs"] == []
+    assert JobQueue(settings).pending() == 0
+
+
+def test_malformed_bodies_get_a_400(settings: Settings) -> None:
+    with TestClient(create_app(settings)) as http:
+        assert http.post("/api/jobs", content=b"{not json").status_code == 400
+        answer = http.post("/api/jobs", json={"dataset_id": "builtin:iris"})
+        assert answer.status_code == 400 and "missing field 'target'" in answer.json()["error"]
+        answer = http.post("/api/jobs", json=["a"])
+        assert answer.status_code == 400
+        answer = http.post(
+            "/api/jobs",
+            json={
+                "dataset_id": "builtin:iris",
+                "target": "species",
+                "model_types": ["knn"],
+                "seed": "x",
+            },
+        )
+        assert answer.status_code == 400 and "seed" in answer.json()["error"]
+        assert http.get("/api/jobs/0123abcd").status_code == 404
+        assert http.get("/jobs/not-a-job!").status_code == 404
+
+
+def test_a_job_that_cannot_fit_ends_failed_with_its_run_failed(settings: Settings) -> None:
+    queue = JobQueue(settings)
+    # more neighbours than training rows: the estimator is valid, fitting it is not
+    [job_id] = submit(settings, queue, model_types=["knn"], params={"n_neighbors": "500"})
+    queue.start_embedded()
+    try:
+        job = queue.wait(job_id, 120)
+    finally:
+        queue.stop_embedded()
+    assert job.state == "failed"
+    assert job.error and "n_neighbors" in job.error
+    [run_id] = job.run_ids
+    run = MlflowClient(settings.tracking_uri).get_run(run_id)
+    assert run.info.status == "FAILED" and run.data.tags[JOB_TAG] == job_id
+
+
+def test_a_cancelled_job_never_runs_and_a_started_one_cannot_be_cancelled(
+    settings: Settings,
+) -> None:
+    queue = JobQueue(settings)
+    [cancelled] = submit(settings, queue)
+    [after] = submit(settings, queue)
+    with TestClient(create_app(settings)) as http:
+        answer = http.post(f"/api/jobs/{cancelled}/cancel")
+        assert answer.status_code == 200 and answer.json()["state"] == "cancelled"
+    assert queue.get(cancelled).state == "cancelled"
+    queue.start_embedded()
+    try:
+        done = queue.wait(after, 120)  # the queue is FIFO: the cancelled job came first
+    finally:
+        queue.stop_embedded()
+    assert done.state == "succeeded"
+    client = MlflowClient(settings.tracking_uri)
+    experiment = client.get_experiment_by_name("iris-jobs")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    assert [run.data.tags[JOB_TAG] for run in runs] == [after]
+    assert queue.get(cancelled).state == "cancelled"
+    assert not queue.cancel(after, "tester")  # it ran: too late to cancel
+    with pytest.raises(NotFoundError):
+        queue.cancel("0000", "tester")
+
+
+def test_a_job_whose_worker_on_another_machine_went_silent_ends_failed(
+    settings: Settings,
+) -> None:
+    import json
+    import time
+
+    from flowscope.jobs.state import STALE_AFTER
+
+    queue = JobQueue(settings)
+    [job_id] = submit(settings, queue)
+    storage = queue.huey.storage
+    # as a worker on another machine writes them: the claim, and a heartbeat long ago
+    long_ago = time.time() - STALE_AFTER - 1
+    claim = {"action": "start", "worker": "elsewhere.example:4242", "at": long_ago}
+    beat = {"fraction": 0.2, "message": "training", "run_ids": [], "beat": long_ago}
+    storage.put_if_empty(f"fs.job:{job_id}:claim", json.dumps(claim).encode())
+    storage.put_data(f"fs.job:{job_id}:progress", json.dumps(beat).encode())
+    job = queue.get(job_id)
+    assert job.state == "failed"
+    assert job.error and "elsewhere.example:4242" in job.error and "no heartbeat" in job.error
+    # a fresh heartbeat from that machine would have kept it running
+    [other] = submit(settings, queue)
+    claim["at"] = beat["beat"] = time.time()
+    storage.put_if_empty(f"fs.job:{other}:claim", json.dumps(claim).encode())
+    storage.put_data(f"fs.job:{other}:progress", json.dumps(beat).encode())
+    assert queue.get(other).state == "running"
