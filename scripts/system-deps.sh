@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # What the test suite needs from the system: a running PostgreSQL on 127.0.0.1:5432 that
-# trusts the user `postgres` over TCP. Installs Debian's packages when they are missing.
+# trusts the user `postgres` over TCP, a Redis on 127.0.0.1:6379 (the job queue's
+# distributed mode) and Chromium. Installs Debian's packages when they are missing.
 set -euo pipefail
 
 apt_updated=
@@ -41,4 +42,21 @@ fi
 if [ ! -x /usr/bin/chromium ]; then
     echo "installing Chromium (Debian package chromium)"
     apt_install chromium
+fi
+
+# The job queue's distributed mode runs on Redis: started here when nothing answers.
+redis_ready() {
+    command -v redis-cli >/dev/null && [ "$(redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null)" = "PONG" ]
+}
+if ! redis_ready; then
+    if ! command -v redis-server >/dev/null; then
+        echo "installing Redis (Debian package redis-server)"
+        apt_install redis-server
+    fi
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+    for _ in $(seq 1 30); do
+        redis_ready && break
+        sleep 1
+    done
+    redis_ready || { echo "error: Redis did not start on 127.0.0.1:6379" >&2; exit 1; }
 fi
