@@ -151,7 +151,7 @@ def _read_csv(path: Path) -> pd.DataFrame:
         raise FlowscopeError(f"{path} is empty")
     delimiter = "\t" if path.suffix.lower() == ".tsv" else _sniff_delimiter(sample)
     header = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
-    _check_unique(path, [name.strip() for name in header])
+    _check_header(path, [name.strip() for name in header])
     try:
         try:
             return pd.read_csv(path, sep=delimiter, encoding=encoding)
@@ -188,7 +188,7 @@ def _read_excel(path: Path) -> pd.DataFrame:
         header = pd.read_excel(path, engine="openpyxl", header=None, nrows=1)
         if header.empty:
             raise FlowscopeError(f"{path} is empty: its first sheet has no cells")
-        _check_unique(path, [str(name).strip() for name in header.iloc[0] if pd.notna(name)])
+        _check_header(path, [str(name).strip() for name in header.iloc[0] if pd.notna(name)])
         return pd.read_excel(path, engine="openpyxl")
     except FlowscopeError:
         raise
@@ -196,13 +196,29 @@ def _read_excel(path: Path) -> pd.DataFrame:
         raise FlowscopeError(f"cannot read {path} as an Excel workbook: {_one_line(exc)}") from None
 
 
-def _check_unique(path: Path, names: list[str]) -> None:
+def _check_header(path: Path, names: list[str]) -> None:
+    """The first row must name the columns: not data (every cell a number), no name twice."""
+    named = [name for name in names if name]
+    if named and all(_is_number(name) for name in named):
+        shown = ", ".join(named[:5]) + (", ..." if len(named) > 5 else "")
+        raise FlowscopeError(
+            f"{path} has no header row: its first row ({shown}) holds only numbers, so it "
+            "looks like data; add a first row with the column names"
+        )
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise FlowscopeError(
             f"{path} has duplicate column names: {', '.join(map(repr, duplicates))}; "
             "rename them so that each column has its own name"
         )
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _one_line(exc: BaseException) -> str:

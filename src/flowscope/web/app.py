@@ -29,7 +29,16 @@ def plotly_js_path() -> Path:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The dashboard for ``settings``' store (SQLite, PostgreSQL or a tracking server)."""
     from flowscope.analysis.query import open_run_store
-    from flowscope.web import compare, experiments, inference, models, reports, runs, studies
+    from flowscope.web import (
+        compare,
+        experiments,
+        inference,
+        models,
+        reports,
+        runs,
+        studies,
+        workbench,
+    )
 
     settings = settings or load_settings()
     app = FastAPI(
@@ -48,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def home() -> RedirectResponse:
         return RedirectResponse("/experiments")
 
-    for module in (experiments, runs, reports, compare, models, inference, studies):
+    for module in (experiments, runs, reports, compare, models, inference, studies, workbench):
         app.include_router(module.router)
 
     @app.exception_handler(FlowscopeError)
