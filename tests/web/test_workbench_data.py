@@ -20,6 +20,7 @@ import pytest
 
 from flowscope.config import Settings
 from tests.conftest import make_settings
+from tests.web.datasets import customers
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -65,23 +66,6 @@ def _stored(client: TestClient) -> set[str]:
 
 def _upload(client: TestClient, name: str, content: bytes, url: str = "/api/datasets") -> Any:
     return client.post(url, files={"file": (name, content, "application/octet-stream")})
-
-
-def customers(rows: int = 60) -> pd.DataFrame:
-    """String categories, missing values in several columns, two duplicated rows."""
-    rng = np.random.default_rng(0)
-    frame = pd.DataFrame(
-        {
-            "city": rng.choice(["Lyon", "Oslo", "Kraków", "Porto"], rows),
-            "plan": rng.choice(["basic", "plus", None], rows),
-            "age": rng.integers(18, 80, rows).astype(float),
-            "spend": rng.normal(50, 20, rows).round(2),
-            "churned": rng.choice(["yes", "no"], rows),
-        }
-    )
-    frame.loc[rng.choice(rows, 7, replace=False), "age"] = np.nan
-    frame.loc[rng.choice(rows, 3, replace=False), "spend"] = np.nan
-    return pd.concat([frame, frame.iloc[:2]], ignore_index=True)
 
 
 def _csv(frame: pd.DataFrame) -> bytes:
