@@ -32,7 +32,17 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     """The dashboard for ``settings``' store (SQLite, PostgreSQL or a tracking server);
     with ``run_jobs``, it runs the workbench's jobs in a thread of its own while it serves."""
     from flowscope.analysis.query import open_run_store
-    from flowscope.web import compare, experiments, inference, jobs, models, reports, runs, studies
+    from flowscope.web import (
+        compare,
+        experiments,
+        inference,
+        jobs,
+        models,
+        reports,
+        runs,
+        studies,
+        workbench,
+    )
 
     settings = settings or load_settings()
 
@@ -65,7 +75,17 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     def home() -> RedirectResponse:
         return RedirectResponse("/experiments")
 
-    for module in (experiments, runs, reports, compare, models, inference, studies, jobs):
+    for module in (
+        experiments,
+        runs,
+        reports,
+        compare,
+        models,
+        inference,
+        studies,
+        workbench,
+        jobs,
+    ):
         app.include_router(module.router)
 
     @app.exception_handler(FlowscopeError)

@@ -64,6 +64,16 @@ function purgeFigures(root) {
 }
 
 window.addEventListener("load", () => init(document));
+// A form marked data-swap-errors shows the page's answer to a bad input (a 4xx page that
+// names the problem) instead of htmx's default of dropping it.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const status = event.detail.xhr.status;
+  const source = event.detail.requestConfig && event.detail.requestConfig.elt;
+  if (status >= 400 && status < 500 && source && source.closest("[data-swap-errors]")) {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
 document.addEventListener("htmx:beforeSwap", (event) => {
   if (event.detail.shouldSwap) purgeFigures(event.detail.target);
 });
