@@ -193,3 +193,55 @@ def test_a_job_whose_worker_on_another_machine_went_silent_ends_failed(
     storage.put_if_empty(f"fs.job:{other}:claim", json.dumps(claim).encode())
     storage.put_data(f"fs.job:{other}:progress", json.dumps(beat).encode())
     assert queue.get(other).state == "running"
+
+
+def test_the_train_form_queues_a_job_per_model_and_each_run_names_the_uploaded_file(
+    settings: Settings, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from tests.web.datasets import customers
+
+    data = tmp_path / "customers.csv"
+    customers(120).to_csv(data, index=False)
+    with TestClient(create_app(settings, run_jobs=True)) as http:
+        with data.open("rb") as handle:
+            uploaded = http.post("/api/datasets", files={"file": ("customers.csv", handle)})
+        assert uploaded.status_code == 201, uploaded.text
+        dataset_id = uploaded.json()["dataset_id"]
+        form = {
+            "dataset_id": dataset_id,
+            "target": "churned",
+            "model_types": ["logistic_regression", "random_forest"],
+            "params": "",
+            "task": "customers",
+            "test_size": "0.25",
+            "seed": "1",
+            "tune_trials": "0",
+            "register": "",
+        }
+        answer = http.post("/workbench/train", data=form, follow_redirects=False)
+        assert answer.status_code == 303, answer.text
+        batch = answer.headers["location"].split("batch=")[1]
+        listed = http.get("/api/jobs", params={"batch": batch}).json()["jobs"]
+        assert sorted(job["model_type"] for job in listed) == [
+            "logistic_regression",
+            "random_forest",
+        ]
+        jobs = [http.get(f"/api/jobs/{j['job_id']}", params={"wait": 60}).json() for j in listed]
+        bad = http.post("/workbench/train", data={**form, "target": "region"})
+        assert bad.status_code == 400 and "region" in bad.text  # a constant target
+    client = MlflowClient(settings.tracking_uri)
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()
+    for job in jobs:
+        assert job["state"] == "succeeded", job
+        [run_id] = job["run_ids"]
+        run = client.get_run(run_id)
+        assert run.data.tags["flowscope.dataset"] == dataset_id
+        assert dataset_id == digest[:16]
+        kept = {item.path for item in client.list_artifacts(run_id, "dataset")}
+        assert "dataset/customers.csv" in kept
+        [used] = run.inputs.dataset_inputs
+        assert used.dataset.source and "customers.csv" in used.dataset.source
+        assert used.dataset.digest
+    assert len(JobQueue(settings).all()) == 2  # the refused form queued nothing
