@@ -50,6 +50,19 @@ def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = No
     return out.getvalue()
 
 
+def frame_to_csv(frame: Any) -> str:
+    """A DataFrame as CSV text, its text cells and column names made safe by
+    :func:`safe_cell`; number columns are written as they are."""
+    from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
+
+    safe = frame.rename(columns=lambda name: safe_cell(str(name)))
+    for position, dtype in enumerate(safe.dtypes):
+        if not (is_numeric_dtype(dtype) or is_datetime64_any_dtype(dtype)):
+            column = safe.iloc[:, position]
+            safe.isetitem(position, column.map(safe_cell, na_action="ignore"))
+    return str(safe.to_csv(index=False, lineterminator="\n"))
+
+
 def to_json(data: Any) -> str:
     """Indented JSON; NaN and infinite numbers, which JSON cannot hold, become null."""
     return json.dumps(_json_value(data), indent=2, default=str, allow_nan=False)

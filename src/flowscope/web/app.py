@@ -29,7 +29,17 @@ def plotly_js_path() -> Path:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The dashboard for ``settings``' store (SQLite, PostgreSQL or a tracking server)."""
     from flowscope.analysis.query import open_run_store
-    from flowscope.web import compare, experiments, inference, models, reports, runs, studies
+    from flowscope.serving.cache import ModelCache
+    from flowscope.web import (
+        compare,
+        experiments,
+        inference,
+        models,
+        predict,
+        reports,
+        runs,
+        studies,
+    )
 
     settings = settings or load_settings()
     app = FastAPI(
@@ -37,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.store = open_run_store(settings)
+    app.state.models = ModelCache(settings)  # loaded model versions, for predictions
     app.add_middleware(JsonSuffixMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -48,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def home() -> RedirectResponse:
         return RedirectResponse("/experiments")
 
-    for module in (experiments, runs, reports, compare, models, inference, studies):
+    for module in (experiments, runs, reports, compare, models, inference, studies, predict):
         app.include_router(module.router)
 
     @app.exception_handler(FlowscopeError)
