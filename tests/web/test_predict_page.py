@@ -1,0 +1,267 @@
+"""Predictions from the dashboard: the JSON API in ``flowscope serve``'s formats, the
+``/models/NAME/predict`` page, their inference runs, bad input, and formula-safe CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from flowscope._output import frame_to_csv
+from flowscope.serving.cache import ModelCache, version_ref
+from flowscope.web import create_app
+from tests.serving.conftest import inference_runs, records
+from tests.web.churn import FEATURES, MODEL, TARGET, Churn
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+pytestmark = pytest.mark.slow
+ROW_KEYS = {"prediction", "class_name", "confidence", "probabilities"}
+ANSWER_KEYS = {"ok", "model", "version", "request_id", "latency_ms", "predictions"}
+
+
+@pytest.fixture(scope="module")
+def dashboard(churn: Churn) -> Iterator[TestClient]:
+    with TestClient(create_app(churn.settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def _expected(churn: Churn, frame: pd.DataFrame) -> tuple[list[Any], np.ndarray]:
+    """What plain MLflow answers for ``frame`` (labels), and the model's probabilities."""
+    uri = MlflowClient(churn.settings.tracking_uri).get_model_version_download_uri(MODEL, "1")
+    labels = mlflow.pyfunc.load_model(uri).predict(frame[FEATURES])
+    return list(labels), churn.pipeline.predict_proba(frame[FEATURES])
+
+
+def test_api_predict_answers_as_serve_does_and_equals_the_model(
+    churn: Churn, dashboard: TestClient
+) -> None:
+    rows = churn.frame.iloc[:25]
+    body = records(rows[FEATURES].astype(object).where(rows[FEATURES].notna(), None))
+    assert any(row["tenure"] is None for row in body) and any(r["region"] is None for r in body)
+
+    answer = dashboard.post(f"/api/models/{MODEL}/1/predict", json=body)
+
+    assert answer.status_code == 200, answer.text
+    data = answer.json()
+    assert set(data) >= ANSWER_KEYS and data["ok"] and data["version"] == "1"
+    assert answer.headers["x-model-version"] == "1" and answer.headers["x-request-id"]
+    labels, probabilities = _expected(churn, rows)
+    assert [row["prediction"] for row in data["predictions"]] == labels
+    for row, expected in zip(data["predictions"], probabilities, strict=True):
+        assert set(row) == ROW_KEYS and row["class_name"] == row["prediction"]
+        assert [row["probabilities"][c] for c in ("no", "yes")] == pytest.approx(expected)
+        assert row["confidence"] == pytest.approx(expected.max())
+    one = dashboard.post(f"/api/models/{MODEL}/@champion/predict", json=body[0]).json()
+    assert one["predictions"] == data["predictions"][:1]
+
+
+def test_api_batch_json_and_csv_and_the_inference_runs(churn: Churn, dashboard: TestClient) -> None:
+    rows = churn.frame.iloc[100:160]  # with the label: kept in the output, not an input
+    before = {run.info.run_id for run in inference_runs(churn.settings, MODEL, "churn")}
+    files = {"file": ("scored.csv", _csv_bytes(rows), "text/csv")}
+
+    as_json = dashboard.post(f"/api/models/{MODEL}/@champion/predict/batch", files=files)
+    as_csv = dashboard.post(f"/api/models/{MODEL}/1/predict/batch?format=csv", files=files)
+    by_accept = dashboard.post(
+        f"/api/models/{MODEL}/1/predict/batch?filename=raw.csv",
+        content=_csv_bytes(rows[FEATURES]),
+        headers={"Content-Type": "text/csv", "Accept": "text/csv"},
+    )
+
+    assert as_json.status_code == 200, as_json.text
+    assert set(as_json.json()) >= ANSWER_KEYS
+    labels, probabilities = _expected(churn, rows)
+    assert [row["prediction"] for row in as_json.json()["predictions"]] == labels
+    table = pd.read_csv(io.StringIO(as_csv.text))
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert list(table.columns) == [
+        *rows.columns,
+        "prediction",
+        "confidence",
+        "proba_no",
+        "proba_yes",
+    ]
+    assert table["prediction"].tolist() == labels
+    assert table["proba_yes"].to_numpy() == pytest.approx(probabilities[:, 1])
+    assert table["spend"].tolist() == rows["spend"].tolist()  # numbers intact
+    assert table[TARGET].tolist() == rows[TARGET].tolist()
+    assert pd.read_csv(io.StringIO(by_accept.text))["prediction"].tolist() == labels
+
+    made = [
+        r for r in inference_runs(churn.settings, MODEL, "churn") if r.info.run_id not in before
+    ]
+    assert sorted(r.data.params["prediction_type"] for r in made) == ["batch"] * 3
+    assert {r.data.params.get("input_file") for r in made} == {"scored.csv", "raw.csv"}
+    assert {r.data.tags["flowscope.kind"] for r in made} == {"inference"}
+    assert all(r.data.metrics["samples"] == len(rows) for r in made)
+    tab = dashboard.get(f"/models/{MODEL}/inference.json").json()
+    shown = {w["run_id"]: w["type"] for w in tab["windows"]}
+    assert all(shown[r.info.run_id] == "batch" for r in made)
+
+
+def test_the_page_form_predicts_one_record_and_logs_a_single_run(
+    churn: Churn, dashboard: TestClient
+) -> None:
+    data = dashboard.get(f"/models/{MODEL}/predict.json").json()
+    assert data["ok"] and data["ref"] == "@champion" and data["version"] == "1"
+    fields = {field["name"]: field for field in data["fields"]}
+    assert list(fields) == FEATURES
+    assert fields["plan"]["input"] == "select" and set(fields["plan"]["choices"]) == {
+        "basic",
+        "plus",
+        "pro",
+    }
+    assert fields["spend"]["required"] and not fields["tenure"]["required"]
+    assert fields["tenure"]["input"] == "number"
+    html = dashboard.get(f"/models/{MODEL}/predict")
+    assert html.status_code == 200 and 'id="single-form"' in html.text
+    assert html.headers["link"].startswith(f"</models/{MODEL}/predict.json>")
+    assert f'href="/models/{MODEL}/predict"' in dashboard.get(f"/models/{MODEL}").text
+
+    form = {"tenure": "", "spend": "80.5", "plan": "basic", "region": "north"}
+    answer = dashboard.post(f"/models/{MODEL}/predict.json?ref=1", data=form)
+    page = dashboard.post(f"/models/{MODEL}/predict?ref=%40champion", data=form)
+
+    assert answer.status_code == 200, answer.text
+    single = answer.json()["single"]
+    frame = pd.DataFrame([{"tenure": np.nan, "spend": 80.5, "plan": "basic", "region": "north"}])
+    probabilities = churn.pipeline.predict_proba(frame)[0]
+    row = single["predictions"][0]
+    assert row["probabilities"] == pytest.approx(
+        dict(zip(["no", "yes"], probabilities, strict=True))
+    )
+    assert row["class_name"] == ["no", "yes"][int(probabilities.argmax())]
+    assert page.status_code == 200
+    shown = re.search(r'id="predicted-class">([^<]+)<', page.text)
+    assert shown is not None and shown.group(1) == row["class_name"]
+    run = next(
+        r
+        for r in inference_runs(churn.settings, MODEL, "churn")
+        if r.info.run_id == single["run_id"]
+    )
+    assert run.data.params["prediction_type"] == "single"
+    tab = dashboard.get(f"/models/{MODEL}/inference.json").json()
+    assert {w["run_id"]: w["type"] for w in tab["windows"]}[single["run_id"]] == "single"
+
+
+def test_the_page_batch_upload_shows_rows_and_downloads_formula_safe_csv(
+    churn: Churn, dashboard: TestClient
+) -> None:
+    rows = churn.frame.iloc[200:240].copy()
+    rows[TARGET] = rows[TARGET].astype(object)
+    rows.iloc[0, rows.columns.get_loc(TARGET)] = '=HYPERLINK("x")'
+    files = {"file": ("hostile.csv", _csv_bytes(rows), "text/csv")}
+
+    data = dashboard.post(f"/models/{MODEL}/predict/batch.json?ref=1", files=files).json()
+    html = dashboard.post(f"/models/{MODEL}/predict/batch?ref=1", files=files)
+
+    batch = data["batch"]
+    assert batch["rows"] == 40 and len(batch["head"]) == 20 and batch["filename"] == "hostile.csv"
+    assert batch["columns"][-4:] == ["prediction", "confidence", "proba_no", "proba_yes"]
+    assert html.status_code == 200 and 'id="batch-rows"' in html.text
+    download = dashboard.get(batch["download"])
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    assert 'filename="predictions-hostile.csv"' in download.headers["content-disposition"]
+    lines = list(csv.DictReader(io.StringIO(download.text)))
+    assert len(lines) == 40
+    assert lines[0][TARGET] == '\'=HYPERLINK("x")'
+    assert [float(line["spend"]) for line in lines] == rows["spend"].tolist()
+    assert any(line["spend"].startswith("-") for line in lines) or rows["spend"].min() >= 0
+    labels, _ = _expected(churn, rows)
+    assert [line["prediction"] for line in lines] == labels
+    assert dashboard.get(f"/models/{MODEL}/predict/download/{'0' * 32}").status_code == 404
+    assert dashboard.get(f"/models/{MODEL}/predict/download/..%2F..%2Fx").status_code == 404
+
+
+def test_bad_inputs_get_a_4xx_naming_the_problem(churn: Churn, dashboard: TestClient) -> None:
+    good = {"tenure": 3.0, "spend": 10.0, "plan": "pro", "region": "east"}
+    api = f"/api/models/{MODEL}/1/predict"
+
+    unknown_model = dashboard.post("/api/models/nope/1/predict", json=good)
+    unknown_version = dashboard.post(f"/api/models/{MODEL}/9/predict", json=good)
+    unknown_alias = dashboard.post(f"/api/models/{MODEL}/@gone/predict", json=good)
+    bad_json = dashboard.post(api, content=b"{", headers={"Content-Type": "application/json"})
+    missing = dashboard.post(api, json={k: v for k, v in good.items() if k != "spend"})
+    wrong = dashboard.post(api, json={**good, "spend": "a lot"})
+    text = churn.frame[FEATURES].iloc[:5].astype(object)
+    text.iloc[2, 1] = "a lot"
+    upload = dashboard.post(
+        f"/api/models/{MODEL}/1/predict/batch",
+        files={"file": ("rows.csv", _csv_bytes(text), "text/csv")},
+    )
+    empty = dashboard.post(
+        f"/api/models/{MODEL}/1/predict/batch", files={"file": ("e.csv", b"", "text/csv")}
+    )
+    page_wrong = dashboard.post(
+        f"/models/{MODEL}/predict?ref=1",
+        data={**{k: str(v) for k, v in good.items()}, "spend": "x"},
+    )
+    page_missing = dashboard.post(
+        f"/models/{MODEL}/predict/batch?ref=1",
+        files={"file": ("rows.csv", _csv_bytes(text.drop(columns=["plan"])), "text/csv")},
+    )
+    unknown_page = dashboard.get("/models/nope/predict")
+
+    for response, status, words in [
+        (unknown_model, 404, "nope"),
+        (unknown_version, 404, f"{MODEL}/9"),
+        (unknown_alias, 404, f"{MODEL}@gone"),
+        (bad_json, 400, "not valid JSON"),
+        (missing, 422, "missing column 'spend'"),
+        (wrong, 422, "column 'spend' expects numbers"),
+        (upload, 422, "column 'spend' expects numbers"),
+        (empty, 400, "empty"),
+    ]:
+        assert response.status_code == status, response.text
+        assert response.json()["ok"] is False and words in response.json()["error"]
+    assert page_wrong.status_code == 422 and 'id="predict-error"' in page_wrong.text
+    assert "column &#39;spend&#39; expects numbers" in page_wrong.text
+    assert page_missing.status_code == 422 and "missing column &#39;plan&#39;" in page_missing.text
+    assert unknown_page.status_code == 404
+
+
+def test_the_cache_loads_a_version_once_and_stays_bounded(churn: Churn) -> None:
+    cache = ModelCache(churn.settings, size=1)
+    by_alias = cache.get(version_ref(MODEL, "@champion"))
+    by_number = cache.get(version_ref(MODEL, "1"))
+    assert by_alias.pipeline is by_number.pipeline and len(cache) == 1
+    assert by_alias.alias == "champion" and by_number.alias is None
+
+
+def test_frame_to_csv_quotes_formulas_and_keeps_numbers() -> None:
+    frame = pd.DataFrame(
+        {
+            "text": ["=1+1", "+cmd", "-x", "@sum", "\tx", "\rx", "-1.5", "plain", None],
+            "number": [-1.0, 2.0, -3.5, 0.0, 1e-3, -2.0, 3.0, 4.0, np.nan],
+        }
+    )
+    lines = list(csv.reader(io.StringIO(frame_to_csv(frame))))
+    assert [line[0] for line in lines[1:]] == [
+        "'=1+1",
+        "'+cmd",
+        "'-x",
+        "'@sum",
+        "'\tx",
+        "'\rx",
+        "-1.5",
+        "plain",
+        "",
+    ]
+    assert [line[1] for line in lines[1:-1]] == [str(v) for v in frame["number"][:-1]]
+    assert frame["text"][0] == "=1+1"  # the caller's frame is left as it was
