@@ -8,6 +8,7 @@ import io
 import re
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -72,7 +73,8 @@ def test_api_predict_answers_as_serve_does_and_equals_the_model(
 
 
 def test_api_batch_json_and_csv_and_the_inference_runs(churn: Churn, dashboard: TestClient) -> None:
-    rows = churn.frame.iloc[100:160]  # with the label: kept in the output, not an input
+    rows = churn.frame.iloc[100:160].copy()  # with the label: kept in the output, not an input
+    rows.iloc[0, rows.columns.get_loc("region")] = "@SUM(1)"  # a category never seen
     before = {run.info.run_id for run in inference_runs(churn.settings, MODEL, "churn")}
     files = {"file": ("scored.csv", _csv_bytes(rows), "text/csv")}
 
@@ -113,6 +115,11 @@ def test_api_batch_json_and_csv_and_the_inference_runs(churn: Churn, dashboard: 
     tab = dashboard.get(f"/models/{MODEL}/inference.json").json()
     shown = {w["run_id"]: w["type"] for w in tab["windows"]}
     assert all(shown[r.info.run_id] == "batch" for r in made)
+    # the batch run's predictions.csv artifact opens safely in a spreadsheet too
+    client = MlflowClient(churn.settings.tracking_uri)
+    logged = Path(client.download_artifacts(made[0].info.run_id, "predictions/predictions.csv"))
+    artifact = pd.read_csv(logged)
+    assert artifact["region"].iloc[0] == "'@SUM(1)" and artifact["prediction"].tolist() == labels
 
 
 def test_the_page_form_predicts_one_record_and_logs_a_single_run(
