@@ -42,7 +42,8 @@ def test_predict_one_record_and_a_file_then_see_both_runs(
     page: Any, churn: Churn, tmp_path: Path
 ) -> None:
     page.goto("/models")
-    page.locator("#models").get_by_role("link", name="Predict").click()
+    listed = page.locator("#models tbody tr", has=page.get_by_role("link", name=MODEL, exact=True))
+    listed.get_by_role("link", name="Predict").click()
     page.wait_for_selector("#single-form")
     assert page.locator("#ref").input_value() == "@champion"
 

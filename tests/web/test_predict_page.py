@@ -8,6 +8,7 @@ import io
 import re
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,6 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from flowscope._output import frame_to_csv
 from flowscope.serving.cache import ModelCache, version_ref
 from flowscope.web import create_app
 from tests.serving.conftest import inference_runs, records
@@ -251,24 +251,39 @@ def test_the_cache_loads_a_version_once_and_stays_bounded(churn: Churn) -> None:
     assert by_alias.alias == "champion" and by_number.alias is None
 
 
-def test_frame_to_csv_quotes_formulas_and_keeps_numbers() -> None:
-    frame = pd.DataFrame(
-        {
-            "text": ["=1+1", "+cmd", "-x", "@sum", "\tx", "\rx", "-1.5", "plain", None],
-            "number": [-1.0, 2.0, -3.5, 0.0, 1e-3, -2.0, 3.0, 4.0, np.nan],
-        }
-    )
-    lines = list(csv.reader(io.StringIO(frame_to_csv(frame))))
-    assert [line[0] for line in lines[1:]] == [
-        "'=1+1",
-        "'+cmd",
-        "'-x",
-        "'@sum",
-        "'\tx",
-        "'\rx",
-        "-1.5",
-        "plain",
-        "",
-    ]
-    assert [line[1] for line in lines[1:-1]] == [str(v) for v in frame["number"][:-1]]
-    assert frame["text"][0] == "=1+1"  # the caller's frame is left as it was
+def test_the_cache_loads_a_version_once_for_concurrent_requests(churn: Churn) -> None:
+    cache = ModelCache(churn.settings)
+    ref = version_ref(MODEL, "@champion")
+    with ThreadPoolExecutor(4) as pool:
+        loaded = list(pool.map(lambda _: cache.get(ref), range(4)))
+    assert len({id(model.pipeline) for model in loaded}) == 1 and len(cache) == 1
+
+
+def test_an_xlsx_upload_and_a_regression_model(churn: Churn, tmp_path: Path) -> None:
+    from flowscope.modeling.data import load_builtin
+    from flowscope.modeling.train import train
+
+    frame, target = load_builtin("diabetes")
+    train(frame, target, "ridge", task="progress", register="progress", settings=churn.settings)
+    rows = churn.frame.iloc[:12]
+    workbook = tmp_path / "rows.xlsx"
+    rows.to_excel(workbook, index=False)
+    with TestClient(create_app(churn.settings), raise_server_exceptions=False) as client:
+        xlsx = client.post(
+            f"/api/models/{MODEL}/1/predict/batch",
+            files={"file": ("rows.xlsx", workbook.read_bytes(), "application/octet-stream")},
+        )
+        fields = client.get("/models/progress/predict.json").json()["fields"]
+        form = {field["name"]: field["value"] for field in fields}
+        answer = client.post("/models/progress/predict.json", data=form).json()
+        page = client.post("/models/progress/predict", data=form)
+    assert xlsx.status_code == 200, xlsx.text
+    assert [p["prediction"] for p in xlsx.json()["predictions"]] == _expected(churn, rows)[0]
+    row = answer["single"]["predictions"][0]
+    assert row["confidence"] is None and row["probabilities"] is None
+    assert answer["problem"] == "regression" and answer["ref"] == "1"
+    assert all(field["input"] == "number" and field["value"] for field in fields)
+    assert 'id="predicted-value"' in page.text and page.status_code == 200
+    record = pd.DataFrame([{name: float(value) for name, value in form.items()}])
+    uri = MlflowClient(churn.settings.tracking_uri).get_model_version_download_uri("progress", "1")
+    assert row["prediction"] == pytest.approx(mlflow.pyfunc.load_model(uri).predict(record)[0])
