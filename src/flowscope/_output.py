@@ -12,6 +12,9 @@ from typing import Any
 
 FORMATS = ("table", "json", "csv")
 _PREFIXES = ("metrics.", "params.", "tags.")
+# RFC 4180's line end: with it the csv writer quotes a cell holding a lone carriage return
+# ("\n" as the line end leaves such a cell bare and a reader sees a new row in it).
+_CSV_LINE_END = "\r\n"
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 # A plain decimal number, as a spreadsheet reads one: "-1", "+3", "-0.5", "-.5", "-1e-3".
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
@@ -43,11 +46,24 @@ def columns_of(rows: Iterable[Mapping[str, Any]]) -> list[str]:
 def to_csv(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None) -> str:
     columns = list(columns or columns_of(rows))
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, lineterminator=_CSV_LINE_END)
     writer.writerow([safe_cell(column) for column in columns])
     for row in rows:
         writer.writerow([safe_cell(_plain(row.get(column))) for column in columns])
     return out.getvalue()
+
+
+def frame_to_csv(frame: Any) -> str:
+    """A DataFrame as CSV text, its text cells and column names made safe by
+    :func:`safe_cell`; number columns are written as they are."""
+    from pandas.api.types import is_datetime64_any_dtype, is_numeric_dtype
+
+    safe = frame.rename(columns=lambda name: safe_cell(str(name)))
+    for position, dtype in enumerate(safe.dtypes):
+        if not (is_numeric_dtype(dtype) or is_datetime64_any_dtype(dtype)):
+            column = safe.iloc[:, position]
+            safe.isetitem(position, column.map(safe_cell, na_action="ignore"))
+    return str(safe.to_csv(index=False, lineterminator=_CSV_LINE_END))
 
 
 def to_json(data: Any) -> str:

@@ -806,6 +806,7 @@ def predict(
     """Predict a file's rows (logged as one batch inference run) or one JSON record."""
     import json
 
+    from flowscope._output import frame_to_csv
     from flowscope.serving.predict import predict_file, predict_record
 
     if (input is None) == (record is None):
@@ -823,7 +824,7 @@ def predict(
     with _spinner(f"predicting {input.name} with {model}"):
         result = predict_file(settings, model, input, output)
     if output is None:
-        _print(result.table.to_csv(index=False))
+        _print(frame_to_csv(result.table))
     counts = ", ".join(f"{label}: {count}" for label, count in result.class_counts.items())
     typer.echo(
         f"predicted {result.rows} rows with {result.model} version {result.version}"

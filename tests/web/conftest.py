@@ -15,6 +15,7 @@ import flowscope
 from flowscope.config import Settings
 from tests.conftest import make_settings
 from tests.reports.knn_grid import train_knn_grid
+from tests.web.churn import Churn, train_churn
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -117,3 +118,9 @@ def screenshot(page: object, name: str) -> None:
     """A full-page screenshot under test-output/, for a person to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(scope="session")
+def churn(tmp_path_factory: pytest.TempPathFactory) -> Churn:
+    """``tests/web/churn.py``'s classifier, registered once as ``churn`` (``@champion``)."""
+    return train_churn(tmp_path_factory.mktemp("churn"))

@@ -86,6 +86,32 @@ def model_detail(settings: Settings, name: str) -> dict[str, Any]:
     }
 
 
+def version_choices(settings: Settings, name: str) -> dict[str, Any]:
+    """What a user can pick of one model: its ``versions`` (newest first), its
+    ``aliases`` (alias -> version) and ``default``, the reference to start from: the
+    ``champion`` alias, else the first alias, else the newest version (``"@alias"`` or
+    ``"3"``, as the prediction URLs write them)."""
+    from mlflow.exceptions import MlflowException
+
+    client = client_for(settings)
+    try:
+        model = client.get_registered_model(name)
+    except MlflowException:
+        raise NotFoundError(f"no registered model named {name!r}") from None
+    versions = sorted(
+        (int(v.version) for v in client.search_model_versions(f"name = '{_quote(name)}'")),
+        reverse=True,
+    )
+    aliases = {alias: str(version) for alias, version in sorted((model.aliases or {}).items())}
+    if "champion" in aliases:
+        default = "@champion"
+    elif aliases:
+        default = f"@{next(iter(aliases))}"
+    else:
+        default = str(versions[0]) if versions else ""
+    return {"name": model.name, "versions": versions, "aliases": aliases, "default": default}
+
+
 def _alias_history(settings: Settings, name: str) -> dict[str, Any]:
     """Which version held each lifecycle alias when, from the recorded promotions."""
     from mlflow.exceptions import MlflowException

@@ -8,7 +8,6 @@ and monitoring live in :class:`~flowscope.serving.service.PredictionService`.
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,8 +18,10 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from flowscope._output import frame_to_csv
 from flowscope.config import Settings, load_settings
-from flowscope.serving import _http, scoring
+from flowscope.serving import request_input as inputs
+from flowscope.serving import scoring
 from flowscope.serving.explaining import ExplainRequest, RowExplanations, wants_explanation
 from flowscope.serving.model import ModelRef, Predicted, ServedModel, load_served_model
 from flowscope.serving.service import (
@@ -28,6 +29,8 @@ from flowscope.serving.service import (
     error_body,
     json_body,
     parse_maybe_in_thread,
+    prediction_answer,
+    prediction_columns,
     prediction_rows,
     version_headers,
 )
@@ -73,32 +76,32 @@ def create_serving_app(
 
     # Each body is parsed and checked in one step, in a thread when it is large.
     async def records(request: Request, model: ServedModel) -> tuple[dict, Any]:
-        _http.check_content_type(request, _http.JSON_TYPES)
-        body = await _http.read_body(request, limit)
+        inputs.check_content_type(request, inputs.JSON_TYPES)
+        body = await inputs.read_body(request, limit)
         columns = await parse_maybe_in_thread(
-            body, lambda data: _http.records_of(_http.parse_json(data), model.schema)
+            body, lambda data: inputs.records_of(inputs.parse_json(data), model.schema)
         )
         if wants_explanation(request.query_params):
             return columns, ExplainRequest(columns)
         return columns, None
 
     async def mlflow_inputs(request: Request, model: ServedModel) -> tuple[dict, Any]:
-        kind = _http.check_content_type(request, scoring.CONTENT_TYPES)
-        body = await _http.read_body(request, limit)
+        kind = inputs.check_content_type(request, scoring.CONTENT_TYPES)
+        body = await inputs.read_body(request, limit)
         columns = await parse_maybe_in_thread(
             body, lambda data: scoring.columns_of(data, kind, model.schema)
         )
         return columns, None
 
     async def upload(request: Request, model: ServedModel) -> tuple[dict, Any]:
-        kind = _http.check_content_type(request, _http.CSV_TYPES)
-        _, options = _http.media_type(request)
-        body = await _http.read_body(request, limit)
-        data, filename = _http.csv_upload(body, kind, options)
-        frame = await parse_maybe_in_thread(data, lambda raw: _http.read_csv(raw, model.schema))
+        kind = inputs.check_content_type(request, inputs.CSV_TYPES)
+        _, options = inputs.media_type(request)
+        body = await inputs.read_body(request, limit)
+        data, filename = inputs.csv_upload(body, kind, options)
+        frame = await parse_maybe_in_thread(data, lambda raw: inputs.read_csv(raw, model.schema))
         columns = await parse_maybe_in_thread(data, lambda _: model.schema.checked_frame(frame))
-        name = _http.clean_filename(filename or request.query_params.get("filename"))
-        return columns, (name, _wants_csv(request), frame)
+        name = inputs.clean_filename(filename or request.query_params.get("filename"))
+        return columns, (name, inputs.wants_csv(request), frame)
 
     @app.post("/predict")
     async def predict(request: Request) -> Response:
@@ -179,15 +182,7 @@ def _answer(
         for row, explanation in zip(rows, extra.rows(), strict=True):
             row["explanation"] = explanation
     return json_body(
-        {
-            "ok": True,
-            "model": model.name,
-            "version": model.version,
-            "request_id": request_id,
-            "latency_ms": round(latency * 1000, 3),
-            "predictions": rows,
-        },
-        headers=version_headers(model),
+        prediction_answer(model, rows, request_id, latency), headers=version_headers(model)
     )
 
 
@@ -197,25 +192,9 @@ def _batch_answer(
     filename, as_csv, table = extra
     if not as_csv:
         return _answer(model, predicted, request_id, latency, None)
-    table = table.copy()
-    table["prediction"] = predicted.labels
-    if predicted.probabilities is not None:
-        table["confidence"] = predicted.confidence
-        for index, name in enumerate(model.class_names):
-            table[f"proba_{name}"] = predicted.probabilities[:, index]
-    buffer = io.StringIO()
-    table.to_csv(buffer, index=False)
+    table = table.assign(**prediction_columns(model, predicted))
     headers = {
         **version_headers(model),
         "Content-Disposition": f'attachment; filename="predictions-{filename}"',
     }
-    return Response(buffer.getvalue(), media_type="text/csv", headers=headers)
-
-
-def _wants_csv(request: Request) -> bool:
-    accept = request.headers.get("accept", "").lower()
-    if "text/csv" not in accept:
-        return False
-    return "application/json" not in accept or accept.index("text/csv") < accept.index(
-        "application/json"
-    )
+    return Response(frame_to_csv(table), media_type="text/csv", headers=headers)

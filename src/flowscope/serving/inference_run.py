@@ -139,11 +139,14 @@ def write_inference_run(
 
 
 def _log_predictions_files(run: Run, table: Any, *, csv: bool) -> None:
-    """The predictions as ``predictions/predictions.parquet`` (and ``.csv`` for a batch),
-    written by the run straight into its journal."""
+    """The predictions as ``predictions/predictions.parquet`` (and ``.csv`` for a batch,
+    its text cells safe to open in a spreadsheet), written by the run straight into its
+    journal."""
     run.log_table(_ArrowTable(table), "predictions/predictions.parquet")
     if csv:
-        run.log_table(table.to_pandas(), "predictions/predictions.csv")
+        from flowscope._output import frame_to_csv
+
+        run.log_text(frame_to_csv(table.to_pandas()), "predictions/predictions.csv")
 
 
 class _ArrowTable:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from flowscope.errors import FlowscopeError
-from flowscope.serving._http import parse_json, read_csv
+from flowscope.serving.request_input import parse_json, read_csv
 from flowscope.serving.service import error_headers, json_body, version_headers
 
 if TYPE_CHECKING:

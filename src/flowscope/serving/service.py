@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 from starlette.responses import Response
 
 from flowscope.errors import FlowscopeError
-from flowscope.serving._http import request_id_of
 from flowscope.serving.batching import MicroBatcher
 from flowscope.serving.explaining import ExplainRequest, explain_rows
 from flowscope.serving.metrics import ServiceMetrics
 from flowscope.serving.packing import Observation
 from flowscope.serving.reload import AliasWatcher, ModelHolder
+from flowscope.serving.request_input import request_id_of
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -89,6 +89,32 @@ def prediction_rows(model: ServedModel, predicted: Predicted) -> list[dict[str, 
             strict=True,
         )
     ]
+
+
+def prediction_answer(
+    model: ServedModel, rows: list[dict[str, Any]], request_id: str, latency: float
+) -> dict[str, Any]:
+    """What ``POST /predict`` answers: the model version, the request id, the latency and
+    each row's answer (:func:`prediction_rows`)."""
+    return {
+        "ok": True,
+        "model": model.name,
+        "version": model.version,
+        "request_id": request_id,
+        "latency_ms": round(latency * 1000, 3),
+        "predictions": rows,
+    }
+
+
+def prediction_columns(model: ServedModel, predicted: Predicted) -> dict[str, Any]:
+    """The columns a predictions table adds to its input rows: ``prediction``, and for a
+    classifier ``confidence`` and ``proba_<class>`` for each class."""
+    columns: dict[str, Any] = {"prediction": predicted.labels}
+    if predicted.probabilities is not None:
+        columns["confidence"] = predicted.confidence
+        for index, name in enumerate(model.class_names):
+            columns[f"proba_{name}"] = predicted.probabilities[:, index]
+    return columns
 
 
 def _plain(value: Any) -> Any:

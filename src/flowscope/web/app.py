@@ -32,12 +32,14 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     """The dashboard for ``settings``' store (SQLite, PostgreSQL or a tracking server);
     with ``run_jobs``, it runs the workbench's jobs in a thread of its own while it serves."""
     from flowscope.analysis.query import open_run_store
+    from flowscope.serving.cache import ModelCache
     from flowscope.web import (
         compare,
         experiments,
         inference,
         jobs,
         models,
+        predict,
         reports,
         runs,
         studies,
@@ -64,6 +66,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
     )
     app.state.settings = settings
     app.state.store = open_run_store(settings)
+    app.state.models = ModelCache(settings)  # loaded model versions, for predictions
     app.add_middleware(JsonSuffixMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -81,6 +84,7 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         reports,
         compare,
         models,
+        predict,
         inference,
         studies,
         workbench,

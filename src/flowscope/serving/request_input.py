@@ -130,6 +130,16 @@ def read_csv(data: bytes, schema: InputSchema | None = None) -> Any:
         raise FlowscopeError(f"the CSV cannot be read: {first}") from None
 
 
+def wants_csv(request: Request) -> bool:
+    """Whether ``Accept`` prefers ``text/csv`` to JSON."""
+    accept = request.headers.get("accept", "").lower()
+    if "text/csv" not in accept:
+        return False
+    return "application/json" not in accept or accept.index("text/csv") < accept.index(
+        "application/json"
+    )
+
+
 def clean_filename(name: str | None) -> str:
     """An uploaded file's base name, safe as a parameter value."""
     if not name:
