@@ -88,3 +88,33 @@ def test_preview_errors_are_json_with_a_status(client: TestClient) -> None:
     assert missing.status_code == 404
     page = client.post("/models/heart-disease/preview", data={"policy": "stages: ["})
     assert page.status_code == 400 and "not valid YAML" in page.text
+
+
+def test_apply_from_the_page_moves_aliases_and_records_the_decision(
+    settings: Settings,
+) -> None:
+    from flowscope.web import create_app
+
+    heart_versions(settings)  # two versions, no alias yet
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        bad = client.post("/models/heart-disease/promote", data={"policy": "stages: ["})
+        assert bad.status_code == 400 and "not valid YAML" in bad.text
+        assert client.get("/models.json").json()["models"][0]["aliases"] == {}
+        applied = client.post(
+            "/models/heart-disease/promote",
+            data={"policy": HEART_POLICY.read_text()},
+            follow_redirects=False,
+        )
+        assert applied.status_code == 303
+        assert applied.headers["location"] == "/models/heart-disease/history"
+        history = client.get("/models/heart-disease/history.json").json()
+        again = client.post(
+            "/models/heart-disease/promote.json",
+            content=HEART_POLICY.read_text(),
+            headers={"content-type": "application/yaml"},
+        ).json()
+        page = client.get("/models/heart-disease")
+    assert [d["outcome"] for d in history["decisions"]] == ["applied"]
+    assert history["aliases"]["production"][0]["version"] == 2
+    assert again["ok"] and again["outcome"] == "no-op"
+    assert 'id="apply-policy"' in page.text

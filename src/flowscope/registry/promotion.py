@@ -217,6 +217,15 @@ def _apply(
         ) from None
 
 
+def apply_promotion(settings: Settings, model: str, policy_text: str) -> dict[str, Any]:
+    """Apply a policy given as YAML text to ``model`` (the dashboard's "Apply"), recorded
+    like ``flowscope promote``; what it did, as a dict."""
+    from flowscope.registry.policy import parse_policy
+
+    policy = parse_policy(policy_text, source="(dashboard)")
+    return promote(settings, model, policy).as_dict()
+
+
 def preview_promotion(settings: Settings, model: str, policy_text: str) -> dict[str, Any]:
     """What a policy given as YAML text would do to ``model`` now (a dry run), as a dict:
     the dashboard's preview."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import getpass
 from typing import Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
@@ -147,5 +148,5 @@ async def register_best(request: Request, job_id: str) -> Response:
         )
     version = register_run(request.app.state.settings, best["run_id"], name)
     return RedirectResponse(
-        f"/jobs/{job_id}?registered={version.name}:{version.version}", status_code=303
+        f"/models/{quote(version.name, safe='')}?registered={version.version}", status_code=303
     )

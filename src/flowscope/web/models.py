@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from flowscope.errors import FlowscopeError
 from flowscope.registry.history import decision_history
-from flowscope.registry.promotion import preview_promotion
+from flowscope.registry.promotion import apply_promotion, preview_promotion
 from flowscope.registry.versions import compare_versions, model_detail, models_overview
-from flowscope.web.render import page
+from flowscope.web.render import json_response, page, wants_json
 
 _MAX_POLICY_BYTES = 64 * 1024
 
@@ -36,18 +36,35 @@ def history(request: Request, name: str) -> Response:
     return page(request, "model_history.html", decision_history(request.app.state.settings, name))
 
 
-@router.post("/models/{name}/preview")
-async def preview(request: Request, name: str) -> Response:
-    """A dry run of the policy in the body: raw YAML, or the ``policy`` field of a form."""
+async def _policy_text(request: Request) -> str:
+    """The policy in the body: raw YAML, or the ``policy`` field of a form."""
     body = await request.body()
     if len(body) > _MAX_POLICY_BYTES:
         raise FlowscopeError(f"a policy is at most {_MAX_POLICY_BYTES} bytes", status=413)
     text = body.decode("utf-8", errors="replace")
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         text = parse_qs(text).get("policy", [""])[0]
+    return text
+
+
+@router.post("/models/{name}/preview")
+async def preview(request: Request, name: str) -> Response:
+    """A dry run of the policy in the body."""
+    text = await _policy_text(request)
     # the dry run reads the store and bootstraps: keep it off the event loop
     data = await run_in_threadpool(preview_promotion, request.app.state.settings, name, text)
     return page(request, "model_preview.html", {**data, "policy_text": text})
+
+
+@router.post("/models/{name}/promote")
+async def apply_policy(request: Request, name: str) -> Response:
+    """Apply the policy in the body, as ``flowscope promote`` does: the aliases move, the
+    decision is recorded; the model's history page (or its JSON) shows the outcome."""
+    text = await _policy_text(request)
+    result = await run_in_threadpool(apply_promotion, request.app.state.settings, name, text)
+    if wants_json(request):
+        return json_response({"ok": True, **result})
+    return RedirectResponse(f"/models/{quote(name, safe='')}/history", status_code=303)
 
 
 @router.get("/models/{name}")
