@@ -43,6 +43,7 @@ bench: venv
 	$(BIN)/python bench/serving.py
 	$(BIN)/python bench/tuning.py
 	$(BIN)/python bench/report.py
+	$(BIN)/python bench/workbench.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) test-output .pytest_cache

@@ -190,6 +190,7 @@ def upload_to_prediction(root: Path, rows: int) -> dict[str, Any]:
     )
     score = (frame["age"] - 50) / 12 + (frame["plan"] == "pro") * 1.5 + rng.normal(0, 1, rows)
     frame["churned"] = np.where(score > 0.5, "yes", "no")
+    root.mkdir(parents=True, exist_ok=True)
     data = root / "customers.csv"
     frame.to_csv(data, index=False)
     tracking_uri = f"sqlite:///{root / 'mlflow.db'}"
