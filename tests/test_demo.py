@@ -8,6 +8,7 @@ import sys
 import warnings
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
@@ -262,3 +263,29 @@ def test_a_workspace_seeded_without_inference_gets_it(
     assert len(client.search_runs([client.get_experiment_by_name("iris").experiment_id])) == (
         training
     )
+
+
+@pytest.mark.slow
+def test_the_demo_leaves_a_file_to_upload_to_the_workbench(
+    seeded: tuple[Settings, Path, str],
+) -> None:
+    from flowscope.web import create_app
+
+    settings, root, output = seeded
+    assert "workbench: upload customers.csv at /workbench (target: churned)" in output
+    sample = root / "customers.csv"
+    expected = pd.read_csv(sample)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as http:
+        with sample.open("rb") as handle:
+            answer = http.post("/api/datasets", files={"file": ("customers.csv", handle)})
+        assert answer.status_code == 201, answer.text
+        view = http.get(
+            f"/api/datasets/{answer.json()['dataset_id']}", params={"target": "churned"}
+        ).json()
+    assert view["problem"] == "binary"
+    schema = view["profile"]["schema"]
+    assert {name: schema[name]["missing"] for name in expected.columns} == {
+        name: int(count) for name, count in expected.isna().sum().items()
+    }
+    assert expected["tenure_months"].isna().any() and expected["plan"].isna().any()
+    assert expected["plan"].dropna().map(type).eq(str).all()  # text categories

@@ -481,6 +481,9 @@ def demo(
                 progress.update(bar, completed=done, total=total, description=label)
 
             summary = seed_demo(settings, quick=quick, on_progress=advance)
+    from flowscope.demo_sample import write_workbench_sample
+
+    summary.append(write_workbench_sample(Path.cwd()))
     for line in summary:
         typer.echo(line)
     if serve:

@@ -245,3 +245,36 @@ def test_the_train_form_queues_a_job_per_model_and_each_run_names_the_uploaded_f
         assert used.dataset.source and "customers.csv" in used.dataset.source
         assert used.dataset.digest
     assert len(JobQueue(settings).all()) == 2  # the refused form queued nothing
+
+
+def test_a_tune_job_runs_a_study_of_its_budget_and_refits_the_best(settings: Settings) -> None:
+    import optuna
+
+    queue = JobQueue(settings)
+    [job_id] = submit(
+        settings, queue, model_types=["logistic_regression"], tune_trials=4, register="iris-tuned"
+    )
+    queue.start_embedded()
+    try:
+        job = queue.wait(job_id, 300)
+    finally:
+        queue.stop_embedded()
+    assert job.kind == "tune" and job.state == "succeeded", job.error
+    parent_id, refit_id = job.run_ids
+    client = MlflowClient(settings.tracking_uri)
+    parent, refit = client.get_run(parent_id), client.get_run(refit_id)
+    assert parent.data.tags["flowscope.kind"] == "tuning"
+    assert parent.data.tags[JOB_TAG] == job_id and refit.data.tags[JOB_TAG] == job_id
+    trials = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'"
+    )
+    trial_runs = [run for run in trials if run.data.tags.get("flowscope.kind") == "trial"]
+    assert len(trial_runs) == 4  # the budget, exactly
+    from flowscope.tuning.storage import default_storage_url
+
+    study = optuna.load_study(
+        study_name=parent.data.tags["flowscope.study"], storage=default_storage_url(settings)
+    )
+    assert len(study.trials) == 4
+    assert job.best_run_id == refit_id and job.metrics["accuracy"] == refit.data.metrics["accuracy"]
+    assert job.registered == {"name": "iris-tuned", "version": 1}
