@@ -69,6 +69,10 @@ def is_permanent(exc: BaseException) -> bool:
     return not isinstance(exc.__cause__, transient)
 
 
+def _has_ingest(store: Any) -> bool:
+    return isinstance(store, _FastFailRestStore) and store.has_ingest()
+
+
 class _FastFailRestStore(RestStore):
     """MLflow's REST store with one attempt per call and a bounded timeout."""
 
@@ -106,6 +110,76 @@ class _FastFailRestStore(RestStore):
         if response.status_code != 204:
             parse_dict(js_dict=json.loads(response.text), message=response_proto)
         return response_proto
+
+    # -- flowscope server's bulk ingest ---------------------------------------------------
+
+    _ingest: bool | None = None  # None: not asked yet
+
+    def has_ingest(self) -> bool:
+        """Whether the server behind the URI is a ``flowscope server`` taking bulk metric
+        writes; asked once (an unreachable server is asked again next time)."""
+        if self._ingest is None:
+            from mlflow.utils.rest_utils import http_request
+
+            response = http_request(
+                host_creds=self.get_host_creds(),
+                endpoint=INGEST_PATH,
+                method="GET",
+                max_retries=0,
+                timeout=self._timeout,
+            )
+            if response.status_code >= 500:
+                return False  # not an answer: ask again with the next batch
+            try:
+                found = response.status_code == 200 and response.json().get("ingest") == 1
+            except ValueError:
+                found = False
+            self._ingest = found
+        return bool(self._ingest)
+
+    def ingest_metrics(self, run_id: str, metrics: Sequence[Metric]) -> None:
+        """Write ``metrics`` through the server's bulk endpoint; MLflow's errors for what it
+        refuses (permanent) and a transient one for an unavailable store."""
+        from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+        from mlflow.utils.rest_utils import http_request
+
+        body = {"metrics": [_metric_json(metric) for metric in metrics]}
+        response = http_request(
+            host_creds=self.get_host_creds(),
+            endpoint=f"{INGEST_PATH}/runs/{run_id}/metrics",
+            method="POST",
+            max_retries=0,
+            timeout=self._timeout,
+            json=body,
+        )
+        if response.status_code == 200:
+            return
+        try:
+            message = str(response.json().get("error") or response.text)
+        except ValueError:
+            message = response.text[:500]
+        if response.status_code == 404:
+            raise MlflowException(message, error_code=RESOURCE_DOES_NOT_EXIST)
+        if 400 <= response.status_code < 500:
+            raise MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+        raise MlflowException(
+            f"ingest answered {response.status_code}: {message}",
+            error_code=TEMPORARILY_UNAVAILABLE,
+        )
+
+
+INGEST_PATH = "/flowscope/api/ingest"
+
+
+def _metric_json(metric: Metric) -> dict[str, Any]:
+    import math
+
+    value: Any = metric.value
+    if math.isnan(value):
+        value = "NaN"
+    elif math.isinf(value):
+        value = "Infinity" if value > 0 else "-Infinity"
+    return {"key": metric.key, "value": value, "timestamp": metric.timestamp, "step": metric.step}
 
 
 @lru_cache(maxsize=8)
@@ -202,12 +276,22 @@ class StoreAccess:
         tags: Sequence[RunTag],
     ) -> None:
         store = self.store
-        if metrics and fastpath.supports(store):
-            fastpath.log_metrics(store, run_id, metrics)
+        if metrics and (fastpath.supports(store) or _has_ingest(store)):
+            self._send_metrics(store, run_id, metrics)
             if params or tags:
                 store.log_batch(run_id, metrics=[], params=list(params), tags=list(tags))
             return
         store.log_batch(run_id, metrics=list(metrics), params=list(params), tags=list(tags))
+
+    def _send_metrics(self, store: Any, run_id: str, metrics: Sequence[Metric]) -> None:
+        """Metric points by the fastest way the store takes them: the SQL fast path, a
+        flowscope server's bulk ingest, or MLflow's ``log_batch``."""
+        if fastpath.supports(store):
+            fastpath.log_metrics(store, run_id, metrics)
+        elif _has_ingest(store):
+            store.ingest_metrics(run_id, metrics)
+        else:
+            store.log_batch(run_id, metrics=list(metrics), params=[], tags=[])
 
     @property
     def parallel_requests(self) -> int:
@@ -224,10 +308,7 @@ class StoreAccess:
     ) -> list[BaseException | None]:
         """Send several metric batches at once; the error of each, None where it went."""
         store = self.store
-        futures = [
-            self._pool.submit(store.log_batch, run_id, metrics=list(batch), params=[], tags=[])
-            for batch in batches
-        ]
+        futures = [self._pool.submit(self._send_metrics, store, run_id, batch) for batch in batches]
         return [future.exception() for future in futures]
 
     def log_inputs(self, run_id: str, datasets: Sequence[DatasetInput]) -> None:

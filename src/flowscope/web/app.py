@@ -28,9 +28,13 @@ def plotly_js_path() -> Path:
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
-def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, run_jobs: bool = False, ingest: bool = False
+) -> FastAPI:
     """The dashboard for ``settings``' store (SQLite, PostgreSQL or a tracking server);
-    with ``run_jobs``, it runs the workbench's jobs in a thread of its own while it serves."""
+    with ``run_jobs``, it runs the workbench's jobs in a thread of its own while it serves;
+    with ``ingest``, it takes bulk metric writes (``flowscope server``: see
+    :mod:`flowscope.server.ingest`)."""
     from flowscope.analysis.query import open_run_store
     from flowscope.serving.cache import ModelCache
     from flowscope.web import (
@@ -91,6 +95,10 @@ def create_app(settings: Settings | None = None, *, run_jobs: bool = False) -> F
         jobs,
     ):
         app.include_router(module.router)
+    if ingest:
+        from flowscope.server.ingest import router as ingest_router
+
+        app.include_router(ingest_router)
 
     @app.exception_handler(FlowscopeError)
     def domain_error(request: Request, exc: FlowscopeError) -> Response:

@@ -1,0 +1,117 @@
+"""The bulk ingest endpoint leaves MLflow's tables exactly as MLflow's own ``log_batch``
+does, refuses what MLflow refuses, and writes nothing of a request it refuses."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from mlflow import MlflowClient
+
+from flowscope.config import Settings
+from flowscope.server import ingest
+from tests.conftest import make_settings
+from tests.tracking.test_fastpath import BATCHES, _state
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from fastapi.testclient import TestClient
+
+
+def _json_value(value: float) -> Any:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def _body(batch: list[Any]) -> dict[str, Any]:
+    return {
+        "metrics": [
+            {"key": m.key, "value": _json_value(m.value), "timestamp": m.timestamp, "step": m.step}
+            for m in batch
+        ]
+    }
+
+
+def _app(settings: Settings) -> FastAPI:
+    from flowscope.web import create_app
+
+    return create_app(settings, ingest=True)
+
+
+@pytest.fixture
+def store(tmp_path: Path, store_uri: str) -> Iterator[tuple[TestClient, MlflowClient, str]]:
+    settings = make_settings(tmp_path, store_uri)
+    client = MlflowClient(store_uri)
+    experiment = client.create_experiment(
+        f"ingest-{tmp_path.name}", artifact_location=(tmp_path / "a").as_uri()
+    )
+    with TestClient(_app(settings), raise_server_exceptions=False) as http:
+        yield http, client, experiment
+
+
+def test_ingest_equals_mlflow_log_batch(store: tuple[TestClient, MlflowClient, str]) -> None:
+    http, client, experiment = store
+    assert http.get("/api/ingest").json()["ingest"] == ingest.INGEST_VERSION
+    ours = client.create_run(experiment).info.run_id
+    theirs = client.create_run(experiment).info.run_id
+    for batch in BATCHES:
+        answer = http.post(f"/api/ingest/runs/{ours}/metrics", json=_body(batch))
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["points"] == len(batch)
+        client.log_batch(theirs, metrics=batch)
+    assert _state(client, ours) == _state(client, theirs)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"metric": []}, '{"metrics"'),
+        ({"metrics": [{"key": "loss", "value": 1.0, "timestamp": 1}, 7]}, "metrics[1] must be"),
+        ({"metrics": [{"key": "", "value": 1.0, "timestamp": 1}]}, "metrics[0].key"),
+        ({"metrics": [{"key": "a", "value": "1.0", "timestamp": 1}]}, "metrics[0].value"),
+        ({"metrics": [{"key": "a", "value": True, "timestamp": 1}]}, "metrics[0].value"),
+        ({"metrics": [{"key": "a", "value": 1.0}]}, "metrics[0].timestamp"),
+        ({"metrics": [{"key": "a", "value": 1.0, "timestamp": 1, "step": 1.5}]}, "metrics[0].step"),
+        ({"metrics": [{"key": "../x", "value": 1.0, "timestamp": 1}]}, "../x"),
+    ],
+)
+def test_a_bad_body_is_a_400_naming_the_field_and_writes_nothing(
+    store: tuple[TestClient, MlflowClient, str], body: dict[str, Any], message: str
+) -> None:
+    http, client, experiment = store
+    run_id = client.create_run(experiment).info.run_id
+    good = {"key": "loss", "value": 1.0, "timestamp": 1, "step": 0}
+    if isinstance(body.get("metrics"), list):
+        body = {"metrics": [good, *body["metrics"]]}  # a good point before the bad one
+        message = message.replace("[0]", "[1]").replace("metrics[1] must", "metrics[2] must")
+    answer = http.post(f"/api/ingest/runs/{run_id}/metrics", json=body)
+    assert answer.status_code == 400, answer.text
+    assert message in answer.json()["error"]
+    assert client.get_run(run_id).data.metrics == {}  # nothing of the request was stored
+
+
+def test_unknown_and_deleted_runs_and_bad_json(store: tuple[TestClient, MlflowClient, str]) -> None:
+    http, client, experiment = store
+    body = {"metrics": [{"key": "loss", "value": 1.0, "timestamp": 1}]}
+    unknown = http.post("/api/ingest/runs/0123456789abcdef/metrics", json=body)
+    assert unknown.status_code == 404 and "0123456789abcdef" in unknown.json()["error"]
+    run_id = client.create_run(experiment).info.run_id
+    client.delete_run(run_id)
+    deleted = http.post(f"/api/ingest/runs/{run_id}/metrics", json=body)
+    assert deleted.status_code == 400 and "deleted" in deleted.json()["error"]
+    assert http.post(f"/api/ingest/runs/{run_id}/metrics", content=b"{").status_code == 400
+
+
+def test_the_dashboard_alone_has_no_ingest(tmp_path: Path, sqlite_uri: str) -> None:
+    from flowscope.web import create_app
+
+    with TestClient(create_app(make_settings(tmp_path, sqlite_uri))) as http:
+        assert http.get("/api/ingest").status_code == 404
