@@ -12,6 +12,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import RedirectResponse
 
 from flowscope.config import Settings, load_settings
+from flowscope.server.artifacts import resolve_proxied_artifacts_in_place
 from flowscope.server.health import health_router
 from flowscope.server.prefix import PrefixLinksMiddleware
 from flowscope.server.startup import ServerConfig
@@ -46,6 +47,7 @@ def create_server_app(
 
     from flowscope.web import create_app
 
+    resolve_proxied_artifacts_in_place(config.artifacts_destination)
     settings = settings or dashboard_settings(config)
     run_jobs = (
         settings.jobs_url is None if settings.jobs_embedded is None else settings.jobs_embedded

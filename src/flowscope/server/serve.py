@@ -12,6 +12,7 @@ from flowscope.server.startup import (
     check_artifacts,
     check_database,
     describe_uri,
+    first_line,
     mlflow_server_environment,
 )
 
@@ -34,10 +35,9 @@ def prepare(config: ServerConfig) -> None:
             config.backend_store_uri, config.backend_store_uri, PROXIED_ARTIFACT_ROOT
         )
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FlowscopeError(
             f"the database {describe_uri(config.backend_store_uri)} cannot hold MLflow's "
-            f"tables: {reason}"
+            f"tables: {first_line(exc)}"
         ) from None
 
 

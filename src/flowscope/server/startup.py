@@ -101,8 +101,9 @@ def check_database(uri: str) -> None:
         finally:
             engine.dispose()
     except Exception as exc:  # the driver's own error: refused, unknown host, bad password
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise FlowscopeError(f"the database {describe_uri(uri)} is unreachable: {reason}") from None
+        raise FlowscopeError(
+            f"the database {describe_uri(uri)} is unreachable: {first_line(exc)}"
+        ) from None
 
 
 def check_artifacts(destination: str) -> None:
@@ -125,10 +126,16 @@ def check_artifacts(destination: str) -> None:
     try:
         get_artifact_repository(destination).list_artifacts()
     except Exception as exc:
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise FlowscopeError(
-            f"the artifact destination {describe_uri(destination)} is unreachable: {reason}"
+            f"the artifact destination {describe_uri(destination)} is unreachable: "
+            f"{first_line(exc)}"
         ) from None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a driver's or a library's error, for a one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _is_local(destination: str) -> bool:
