@@ -18,6 +18,8 @@ from fastapi.testclient import TestClient
 from mlflow import MlflowClient
 
 import flowscope
+from flowscope.server import ServerConfig, dashboard_settings
+from flowscope.server.artifacts import resolve_proxied_artifacts_in_place
 from flowscope.web import create_app
 from tests.conftest import make_settings, throwaway_postgres
 from tests.servers import TrackingServer
@@ -190,3 +192,42 @@ def test_flowscope_sdk_delivers_every_point_once(server: TrackingServer, tmp_pat
     stored = client.get_run(run.run_id)
     assert stored.data.params["lr"] == "0.01"
     assert stored.info.status == "FINISHED"
+
+
+@pytest.fixture
+def in_place_artifacts(server: TrackingServer) -> Iterator[None]:
+    """This process resolves ``mlflow-artifacts:`` roots as the server's own process does."""
+    from mlflow.store.artifact.artifact_repository_registry import (
+        _artifact_repository_registry as registry,
+    )
+
+    before = registry._registry["mlflow-artifacts"]
+    resolve_proxied_artifacts_in_place(str(server.artifacts))
+    try:
+        yield
+    finally:
+        registry.register("mlflow-artifacts", before)
+
+
+def test_runs_written_in_place_keep_artifacts_clients_reach_through_the_server(
+    server: TrackingServer, database: str, tmp_path: Path, in_place_artifacts: None
+) -> None:
+    """What the server's own jobs write (on the database, with the dashboard's settings)
+    lands at the artifacts destination under a proxied root, so any MLflow client can
+    download it through the server."""
+    config = ServerConfig(database, str(server.artifacts))
+    settings = dashboard_settings(
+        config,
+        journal_dir=tmp_path / "journal",
+        autolog=False,
+        sync_on_start=False,
+        start_timeout=10.0,
+    )
+    with flowscope.start_run("in-place", settings=settings) as run:
+        run.log_text("fitted\n", "model/notes.txt")
+    assert run.run_id is not None
+    client = MlflowClient(server.url)
+    stored = client.get_run(run.run_id)
+    assert stored.info.artifact_uri.startswith("mlflow-artifacts:/")
+    back = Path(client.download_artifacts(run.run_id, "model/notes.txt", str(tmp_path)))
+    assert back.read_text() == "fitted\n"

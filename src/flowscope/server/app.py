@@ -15,7 +15,7 @@ from flowscope.config import Settings, load_settings
 from flowscope.server.artifacts import resolve_proxied_artifacts_in_place
 from flowscope.server.health import health_router
 from flowscope.server.prefix import PrefixLinksMiddleware
-from flowscope.server.startup import ServerConfig
+from flowscope.server.startup import PROXIED_ARTIFACT_ROOT, ServerConfig
 
 DASHBOARD_PREFIX = "/flowscope"
 # MLflow's UI at the server's own root: the dashboard's run pages link to it.
@@ -24,10 +24,14 @@ MLFLOW_UI_URL = "/"
 
 def dashboard_settings(config: ServerConfig, **overrides: object) -> Settings:
     """The dashboard's settings on a server: it reads the backend store directly (no
-    round trip through MLflow's REST API) and links to MLflow's UI at the root."""
+    round trip through MLflow's REST API), links to MLflow's UI at the root, and gives
+    the experiments it creates MLflow's proxied artifact root."""
     values: dict[str, object] = {
         "tracking_uri": config.backend_store_uri,
         "mlflow_ui_url": MLFLOW_UI_URL,
+        # experiments its jobs create keep artifacts where MLflow's own ones do: proxied,
+        # at the destination, reachable by every client through the server
+        "artifact_root": PROXIED_ARTIFACT_ROOT,
     }
     values.update(overrides)
     return load_settings(**values)
