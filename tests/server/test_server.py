@@ -231,3 +231,30 @@ def test_runs_written_in_place_keep_artifacts_clients_reach_through_the_server(
     assert stored.info.artifact_uri.startswith("mlflow-artifacts:/")
     back = Path(client.download_artifacts(run.run_id, "model/notes.txt", str(tmp_path)))
     assert back.read_text() == "fitted\n"
+
+
+def test_a_workbench_job_runs_in_the_server_and_its_model_reaches_clients(
+    server: TrackingServer,
+) -> None:
+    web = httpx.Client(base_url=server.url, timeout=90)
+    answer = web.post(
+        "/flowscope/api/jobs",
+        json={
+            "dataset_id": "builtin:iris",
+            "target": "species",
+            "model_types": ["logistic_regression"],
+            "task": "served-jobs",
+            "seed": 3,
+        },
+    )
+    assert answer.status_code == 201, answer.text
+    [job_id] = answer.json()["job_ids"]
+    job = web.get(f"/flowscope/api/jobs/{job_id}", params={"wait": 60}).json()
+    assert job["state"] == "succeeded", job
+    [run_id] = job["run_ids"]
+    client = MlflowClient(server.url)
+    assert client.get_run(run_id).info.artifact_uri.startswith("mlflow-artifacts:/")
+    assert "model" in {a.path for a in client.list_artifacts(run_id)}
+    page = web.get(f"/flowscope/jobs/{job_id}").text
+    assert f'href="/#/runs/{run_id}"' in page  # the same run in MLflow's UI
+    assert f'href="/flowscope/runs/{run_id}"' in page
