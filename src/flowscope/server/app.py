@@ -16,6 +16,7 @@ from flowscope.server.artifacts import resolve_proxied_artifacts_in_place
 from flowscope.server.health import health_router
 from flowscope.server.prefix import PrefixLinksMiddleware
 from flowscope.server.startup import PROXIED_ARTIFACT_ROOT, ServerConfig
+from flowscope.server.unavailable import UnavailableMiddleware
 
 DASHBOARD_PREFIX = "/flowscope"
 # MLflow's UI at the server's own root: the dashboard's run pages link to it.
@@ -78,6 +79,7 @@ def create_server_app(
     app.mount(DASHBOARD_PREFIX, PrefixLinksMiddleware(dashboard, DASHBOARD_PREFIX))
     app.router.routes.append(mlflow_root)
     _chain_lifespans(app, dashboard)
+    app.add_middleware(UnavailableMiddleware, config=config)
     return app
 
 
