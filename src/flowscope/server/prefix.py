@@ -11,6 +11,8 @@ import re
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flowscope.server.held import holding_send
+
 
 def prefix_links(html: bytes, prefix: str) -> bytes:
     """``html`` with every absolute link to the dashboard moved under ``prefix``: not a
@@ -36,34 +38,21 @@ class PrefixLinksMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        start: Message | None = None
-        chunks: list[bytes] = []
 
-        async def rewrite(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                location = headers.get("location")
-                if location and location.startswith("/") and not self._inside(location):
-                    headers["location"] = self.prefix + location
-                if not headers.get("content-type", "").startswith("text/html"):
-                    await send(message)
-                    return
-                start = message  # held until the whole page is read and rewritten
-                return
-            if start is None or message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = prefix_links(b"".join(chunks), self.prefix)
+        def hold(start: Message) -> bool:
             headers = MutableHeaders(scope=start)
-            headers["content-length"] = str(len(body))
-            await send(start)
-            await send({"type": "http.response.body", "body": body, "more_body": False})
+            location = headers.get("location")
+            if location and location.startswith("/") and not self._inside(location):
+                headers["location"] = self.prefix + location
+            return headers.get("content-type", "").startswith("text/html")
 
-        await self.app(scope, receive, rewrite)
+        async def rewrite(start: Message, page: bytes) -> None:
+            body = prefix_links(page, self.prefix)
+            MutableHeaders(scope=start)["content-length"] = str(len(body))
+            await send(start)
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, holding_send(send, hold, rewrite))
 
     def _inside(self, path: str) -> bool:
         return path == self.prefix or path.startswith(self.prefix + "/")

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flowscope.server.held import holding_send
 from flowscope.server.startup import ServerConfig, check_artifacts, check_database, first_line
 
 logger = logging.getLogger(__name__)
@@ -51,27 +52,17 @@ class UnavailableMiddleware:
         if scope["type"] != "http" or scope["path"] == HEALTH_PATH:  # it names the parts
             await self.app(scope, receive, send)
             return
-        held: Message | None = None
         answered_unavailable = False
-        chunks: list[bytes] = []
 
-        async def check(message: Message) -> None:
-            nonlocal held, answered_unavailable
-            if message["type"] == "http.response.start" and message["status"] in (500, 503):
-                held = message  # decided once the body is read and the parts probed
-                return
-            if held is None or message["type"] != "http.response.body":
-                await send(message)
-                return
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            problem = await anyio.to_thread.run_sync(
-                unavailable_part, self.config, scope.get("path", "")
-            )
+        def hold(start: Message) -> bool:
+            return start["status"] in (500, 503)  # decided once the parts are probed
+
+        async def answer(start: Message, original: bytes) -> None:
+            nonlocal answered_unavailable
+            problem = await anyio.to_thread.run_sync(unavailable_part, self.config, scope["path"])
             if problem is None:
-                await send(held)
-                await send({"type": "http.response.body", "body": b"".join(chunks)})
+                await send(start)
+                await send({"type": "http.response.body", "body": original})
                 return
             text = f"{problem}; retry later"
             body = json.dumps(  # flowscope's error shape and MLflow's, for either client
@@ -98,7 +89,7 @@ class UnavailableMiddleware:
             answered_unavailable = True
 
         try:
-            await self.app(scope, receive, check)
+            await self.app(scope, receive, holding_send(send, hold, answer))
         except Exception as exc:
             # A handled 500 is raised again after it was answered, for the server's log;
             # once it was answered as a part away, the log line is this and the client's
