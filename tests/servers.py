@@ -180,11 +180,18 @@ class TrackingServer(ServerProcess):
     name = "flowscope-server"
 
     def __init__(
-        self, root: Path, backend_store_uri: str, *, workers: int = 1, port: int | None = None
+        self,
+        root: Path,
+        backend_store_uri: str,
+        *,
+        workers: int = 1,
+        args: list[str] | None = None,
+        port: int | None = None,
     ) -> None:
         super().__init__(root, port)
         self.backend_store_uri = backend_store_uri
         self.workers = workers
+        self.args = args or []
 
     @property
     def artifacts(self) -> Path:
@@ -204,6 +211,7 @@ class TrackingServer(ServerProcess):
             str(self.artifacts),
             "--workers",
             str(self.workers),
+            *self.args,
         ]
 
     def environment(self) -> dict[str, str]:

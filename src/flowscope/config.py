@@ -268,6 +268,13 @@ class Settings(BaseSettings):
         return urlparse(self.tracking_uri).scheme.split("+")[0] in DATABASE_SCHEMES
 
     @property
+    def runs_jobs_itself(self) -> bool:
+        """Whether the dashboard's process runs the workbench's jobs: it does unless a
+        shared queue (``jobs_url``) has ``flowscope worker`` processes, or ``jobs_embedded``
+        says otherwise."""
+        return self.jobs_url is None if self.jobs_embedded is None else self.jobs_embedded
+
+    @property
     def experiment_artifact_root(self) -> str:
         """Where an experiment created on a database store keeps its artifacts."""
         return self.artifact_root or self.artifacts_dir.as_uri()

@@ -14,7 +14,11 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 def test_a_sqlite_server_stores_runs_and_artifacts_and_shows_them(tmp_path: Path) -> None:
-    server = TrackingServer(tmp_path / "server", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    server = TrackingServer(
+        tmp_path / "server",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        args=["--allowed-hosts", "flowscope.example,127.0.0.1:*"],
+    )
     server.start()
     try:
         client = MlflowClient(server.url)
@@ -28,5 +32,11 @@ def test_a_sqlite_server_stores_runs_and_artifacts_and_shows_them(tmp_path: Path
         runs = httpx.get(f"{server.url}/flowscope/experiments/{experiment_id}.json").json()
         assert [row["run_id"] for row in runs["runs"]] == [run_id]
         assert httpx.get(f"{server.url}/health").json()["ok"] is True
+        # MLflow's host check guards the dashboard too; --allowed-hosts adds a name
+        for path in ("/api/2.0/mlflow/experiments/search?max_results=1", "/flowscope/models"):
+            named = httpx.get(server.url + path, headers={"Host": "flowscope.example"})
+            assert named.status_code == 200, path
+            other = httpx.get(server.url + path, headers={"Host": "rebound.example"})
+            assert other.status_code == 403, path
     finally:
         server.stop()

@@ -54,10 +54,7 @@ def create_server_app(
 
     resolve_proxied_artifacts_in_place(config.artifacts_destination)
     settings = settings or dashboard_settings(config)
-    run_jobs = (
-        settings.jobs_url is None if settings.jobs_embedded is None else settings.jobs_embedded
-    )
-    dashboard = create_app(settings, run_jobs=run_jobs)
+    dashboard = create_app(settings, run_jobs=settings.runs_jobs_itself)
     if ingest is not None:
         dashboard.include_router(ingest, prefix="/api/ingest")
 
@@ -85,6 +82,7 @@ def create_server_app(
 
 def app_from_environment() -> FastAPI:
     """The uvicorn factory each worker calls (``--workers N`` spawns fresh processes)."""
+    # the bulk ingest endpoint joins here: create_server_app(config, ingest=its_router)
     return create_server_app(ServerConfig.from_environment())
 
 

@@ -31,6 +31,7 @@ class ServerConfig:
 
     backend_store_uri: str
     artifacts_destination: str
+    allowed_hosts: str | None = None  # Host headers MLflow's security middleware accepts
 
     @classmethod
     def from_environment(cls) -> ServerConfig:
@@ -58,8 +59,11 @@ def resolve_destination(destination: str | None) -> str:
 
 def mlflow_server_environment(config: ServerConfig) -> dict[str, str]:
     """The variables ``mlflow server --backend-store-uri B --artifacts-destination D``
-    (proxied artifact access on, uvicorn) sets for its workers."""
+    (proxied artifact access on, uvicorn; ``--allowed-hosts`` if given) sets for its
+    workers."""
+    hosts = {"MLFLOW_SERVER_ALLOWED_HOSTS": config.allowed_hosts} if config.allowed_hosts else {}
     return {
+        **hosts,
         BACKEND_STORE_VARIABLE: config.backend_store_uri,
         "_MLFLOW_SERVER_REGISTRY_STORE": config.backend_store_uri,
         "_MLFLOW_SERVER_ARTIFACT_ROOT": PROXIED_ARTIFACT_ROOT,
