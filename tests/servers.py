@@ -77,6 +77,14 @@ class ServerProcess:
         self.process = None
 
 
+def isolated_environment(root: Path) -> dict[str, str]:
+    """This process's environment without its flowscope and MLflow settings, with a
+    journal of its own under ``root``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
+    env["FLOWSCOPE_JOURNAL_DIR"] = str(root / "journal")
+    return env
+
+
 class MlflowServer(ServerProcess):
     """``mlflow server`` with a SQLite store and artifacts under ``root``; ``start`` after
     ``stop`` brings it back on the same port and store."""
@@ -144,8 +152,7 @@ class FlowscopeServer(ServerProcess):
         ]
 
     def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
-        env["FLOWSCOPE_JOURNAL_DIR"] = str(self.root / "journal")
+        env = isolated_environment(self.root)
         env.update({f"FLOWSCOPE_{key.upper()}": value for key, value in self.settings.items()})
         return env
 
@@ -164,3 +171,50 @@ def dashboard_server(root: Path, tracking_uri: str) -> FlowscopeServer:
     return FlowscopeServer(
         root, tracking_uri, ["ui"], health_path="/experiments.json", name="dashboard"
     )
+
+
+class TrackingServer(ServerProcess):
+    """``flowscope server`` on ``backend_store_uri`` with artifacts in ``root/artifacts``,
+    with none of the caller's flowscope or MLflow settings, waited for on ``/health``."""
+
+    name = "flowscope-server"
+
+    def __init__(
+        self,
+        root: Path,
+        backend_store_uri: str,
+        *,
+        workers: int = 1,
+        args: list[str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        super().__init__(root, port)
+        self.backend_store_uri = backend_store_uri
+        self.workers = workers
+        self.args = args or []
+
+    @property
+    def artifacts(self) -> Path:
+        return self.root / "artifacts"
+
+    def command(self) -> list[str]:
+        return [
+            sys.executable,
+            "-m",
+            "flowscope.cli",
+            "server",
+            "--port",
+            str(self.port),
+            "--backend-store-uri",
+            self.backend_store_uri,
+            "--artifacts-destination",
+            str(self.artifacts),
+            "--workers",
+            str(self.workers),
+            *self.args,
+        ]
+
+    def environment(self) -> dict[str, str]:
+        env = isolated_environment(self.root)
+        env["FLOWSCOPE_WORKBENCH_DIR"] = str(self.root / "workbench")
+        return env

@@ -846,9 +846,7 @@ def _serve(settings: Any, host: str, port: int) -> None:
 
     from flowscope.web import create_app
 
-    run_jobs = (
-        settings.jobs_url is None if settings.jobs_embedded is None else settings.jobs_embedded
-    )
+    run_jobs = settings.runs_jobs_itself
     typer.echo(f"flowscope dashboard on http://{host}:{port}  (store: {settings.tracking_uri})")
     typer.echo(
         "jobs run in this process"
@@ -871,6 +869,54 @@ def worker(
     queue = JobQueue(_settings(tracking_uri))
     typer.echo(f"flowscope worker: {processes} process(es) on the queue {queue.location}")
     queue.run_worker(processes)
+
+
+@app.command()
+def server(
+    backend_store_uri: Annotated[
+        str,
+        typer.Option(
+            envvar="MLFLOW_BACKEND_STORE_URI",
+            help="The database runs are kept in: postgresql://USER:PASSWORD@HOST:PORT/DB "
+            "for a team, sqlite:///FILE on one machine.",
+        ),
+    ],
+    artifacts_destination: Annotated[
+        str | None,
+        typer.Option(
+            help="Where artifacts are stored (clients reach them through this server): "
+            "s3://BUCKET/PATH or a folder; ./mlartifacts when unset.",
+            show_default=False,
+        ),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
+    workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    allowed_hosts: Annotated[
+        str | None,
+        typer.Option(
+            envvar="MLFLOW_SERVER_ALLOWED_HOSTS",
+            help="Host headers the server answers, comma-separated, * as a wildcard "
+            "(e.g. 'mlflow.example.com,server:*'); localhost and private addresses when "
+            "unset, as for `mlflow server`.",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve MLflow's tracking server (REST API, proxied artifacts, its UI at /) and
+    flowscope's dashboard at /flowscope/, on one port."""
+    from flowscope.server import ServerConfig, resolve_destination
+    from flowscope.server.serve import prepare, run
+
+    config = ServerConfig(
+        backend_store_uri, resolve_destination(artifacts_destination), allowed_hosts
+    )
+    prepare(config)  # a database or artifact destination at fault ends it here, named
+    typer.echo(
+        f"flowscope server on http://{host}:{port}  (MLflow at /, dashboard at /flowscope/; "
+        f"{workers} worker(s))"
+    )
+    run(host, port, workers)
 
 
 class _spinner:

@@ -54,6 +54,13 @@ class Settings(BaseSettings):
         description="Where experiments created on a database store keep their artifacts "
         "(what `mlflow server` uses by default).",
     )
+    artifact_root: str | None = Field(
+        None,
+        validation_alias=_aliases("artifact_root"),
+        description="Artifact root of the experiments flowscope creates on a database store, "
+        "as a URI (`s3://BUCKET/PATH`; `flowscope server` sets `mlflow-artifacts:/`); "
+        "`artifacts_dir` when unset.",
+    )
     journal_dir: Path = Field(
         Path(".flowscope/journal"),
         validation_alias=_aliases("journal_dir"),
@@ -259,6 +266,18 @@ class Settings(BaseSettings):
     def is_database(self) -> bool:
         """True when the tracking URI names a database that flowscope opens directly."""
         return urlparse(self.tracking_uri).scheme.split("+")[0] in DATABASE_SCHEMES
+
+    @property
+    def runs_jobs_itself(self) -> bool:
+        """Whether the dashboard's process runs the workbench's jobs: it does unless a
+        shared queue (``jobs_url``) has ``flowscope worker`` processes, or ``jobs_embedded``
+        says otherwise."""
+        return self.jobs_url is None if self.jobs_embedded is None else self.jobs_embedded
+
+    @property
+    def experiment_artifact_root(self) -> str:
+        """Where an experiment created on a database store keeps its artifacts."""
+        return self.artifact_root or self.artifacts_dir.as_uri()
 
     def experiment_name(self, task: str, kind: str = "training") -> str:
         """The experiment a run of ``task`` goes to: ``<task>``, ``<task>-inference``."""

@@ -115,3 +115,19 @@ def test_the_dashboard_alone_has_no_ingest(tmp_path: Path, sqlite_uri: str) -> N
 
     with TestClient(create_app(make_settings(tmp_path, sqlite_uri))) as http:
         assert http.get("/api/ingest").status_code == 404
+
+
+@pytest.mark.server
+def test_the_sdk_falls_back_to_log_batch_on_a_plain_mlflow_server(
+    mlflow_server: Any, tmp_path: Path
+) -> None:
+    import flowscope
+    from flowscope.tracking.store import StoreAccess
+
+    settings = make_settings(tmp_path, mlflow_server.url)
+    assert not StoreAccess(settings).store.has_ingest()
+    with flowscope.start_run("plain-server", settings=settings) as run:
+        for step in range(50):
+            run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+    history = MlflowClient(mlflow_server.url).get_metric_history(run.run_id, "loss")
+    assert sorted(point.step for point in history) == list(range(50))

@@ -129,7 +129,9 @@ def create_app(
 
 def error_response(request: Request, status: int, message: str) -> Response:
     """One error shape: ``{"ok": false, "error", "status"}`` as JSON, a friendly page as HTML."""
-    if wants_json(request) or request.url.path.startswith("/api/"):
+    # the path inside the dashboard, also when it is mounted under a prefix (flowscope server)
+    path = request.url.path.removeprefix(request.scope.get("root_path", ""))
+    if wants_json(request) or path.startswith("/api/"):
         return json_response({"ok": False, "error": message, "status": status}, status)
     return TEMPLATES.TemplateResponse(
         request,

@@ -1,0 +1,105 @@
+"""The ``flowscope server`` application: MLflow's tracking server (REST API, proxied
+artifacts, its UI at ``/``) and flowscope's dashboard under ``/flowscope/`` in one ASGI app.
+
+Every uvicorn worker builds it with :func:`app_from_environment`, after ``flowscope
+server`` has set MLflow's server variables (:mod:`flowscope.server.startup`): MLflow's
+server module reads them when it is imported, so it is imported here, never earlier.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+
+from flowscope.config import Settings, load_settings
+from flowscope.server.artifacts import resolve_proxied_artifacts_in_place
+from flowscope.server.health import health_router
+from flowscope.server.prefix import PrefixLinksMiddleware
+from flowscope.server.startup import PROXIED_ARTIFACT_ROOT, ServerConfig
+from flowscope.server.unavailable import UnavailableMiddleware
+
+DASHBOARD_PREFIX = "/flowscope"
+# MLflow's UI at the server's own root: the dashboard's run pages link to it.
+MLFLOW_UI_URL = "/"
+
+
+def dashboard_settings(config: ServerConfig, **overrides: object) -> Settings:
+    """The dashboard's settings on a server: it reads the backend store directly (no
+    round trip through MLflow's REST API), links to MLflow's UI at the root, and gives
+    the experiments it creates MLflow's proxied artifact root."""
+    values: dict[str, object] = {
+        "tracking_uri": config.backend_store_uri,
+        "mlflow_ui_url": MLFLOW_UI_URL,
+        # experiments its jobs create keep artifacts where MLflow's own ones do: proxied,
+        # at the destination, reachable by every client through the server
+        "artifact_root": PROXIED_ARTIFACT_ROOT,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def create_server_app(config: ServerConfig, settings: Settings | None = None) -> FastAPI:
+    """One app: ``/health``, the dashboard under ``/flowscope/`` with the bulk ingest
+    endpoint at ``/flowscope/api/ingest`` (:mod:`flowscope.server.ingest`), then MLflow's
+    server for every
+    other path. The dashboard runs the workbench's jobs itself unless a shared queue
+    (``jobs_url``) has ``flowscope worker`` processes for them, as ``flowscope ui`` does."""
+    from mlflow.server.fastapi_app import create_fastapi_app
+
+    from flowscope.web import create_app
+
+    resolve_proxied_artifacts_in_place(config.artifacts_destination)
+    settings = settings or dashboard_settings(config)
+    dashboard = create_app(settings, run_jobs=settings.runs_jobs_itself, ingest=True)
+
+    app = create_fastapi_app()  # MLflow's routers and its Flask app mounted at "/"
+    app.state.config = config
+    app.state.dashboard = dashboard
+    app.include_router(health_router)
+    # MLflow's own /health (a plain "OK") is one of its routers: ours, which checks each
+    # part, goes first so that it answers.
+    app.router.routes.insert(0, app.router.routes.pop())
+
+    @app.get(DASHBOARD_PREFIX, include_in_schema=False)
+    def dashboard_home() -> RedirectResponse:
+        return RedirectResponse(f"{DASHBOARD_PREFIX}/experiments")
+
+    # Starlette matches routes in order: the dashboard and /health must come before the
+    # catch-all "/" mount MLflow's factory ends with.
+    mlflow_root = app.router.routes.pop(_root_mount_index(app))
+    app.mount(DASHBOARD_PREFIX, PrefixLinksMiddleware(dashboard, DASHBOARD_PREFIX))
+    app.router.routes.append(mlflow_root)
+    _chain_lifespans(app, dashboard)
+    app.add_middleware(UnavailableMiddleware, config=config)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The uvicorn factory each worker calls (``--workers N`` spawns fresh processes)."""
+    return create_server_app(ServerConfig.from_environment())
+
+
+def _root_mount_index(app: FastAPI) -> int:
+    from starlette.routing import Mount
+
+    for index, route in enumerate(app.router.routes):
+        if isinstance(route, Mount) and route.path == "":
+            return index
+    raise RuntimeError("MLflow's server app has no catch-all mount at '/'")
+
+
+def _chain_lifespans(app: FastAPI, dashboard: FastAPI) -> None:
+    """Run the dashboard's lifespan (its embedded job consumer) inside MLflow's: a mounted
+    app's own lifespan is not run by Starlette."""
+    from collections.abc import AsyncIterator
+    from contextlib import asynccontextmanager
+
+    outer = app.router.lifespan_context
+    inner = dashboard.router.lifespan_context
+
+    @asynccontextmanager
+    async def both(_: object) -> AsyncIterator[None]:
+        async with outer(app), inner(dashboard):
+            yield
+
+    app.router.lifespan_context = both

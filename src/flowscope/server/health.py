@@ -1,0 +1,63 @@
+"""``GET /health``: each part of the server checked on its own (the database, the artifact
+destination, the dashboard, the job queue); 200 when all are ok, else 503 naming the
+part that is not. It replaces MLflow's plain ``OK`` at the same path, so a probe that only
+looks at the status keeps working."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import httpx
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from flowscope.server.startup import check_artifacts, check_database
+
+health_router = APIRouter()
+
+
+@health_router.get("/health", include_in_schema=False)
+async def health(request: Request) -> JSONResponse:
+    app: FastAPI = request.app
+    config = app.state.config
+    dashboard: FastAPI = app.state.dashboard
+    parts = {
+        "database": await _check(lambda: check_database(config.backend_store_uri)),
+        "artifacts": await _check(lambda: check_artifacts(config.artifacts_destination)),
+        "dashboard": await _dashboard(dashboard),
+        "jobs": await _check(lambda: _jobs(dashboard)),
+    }
+    healthy = all(part["status"] == "ok" for part in parts.values())
+    return JSONResponse(
+        {"ok": healthy, "status": "ok" if healthy else "unavailable", "parts": parts},
+        status_code=200 if healthy else 503,
+    )
+
+
+async def _check(probe: Callable[[], Any]) -> dict[str, Any]:
+    try:
+        detail = await anyio.to_thread.run_sync(probe)
+    except Exception as exc:  # each part reports its own failure; the others still run
+        return {"status": "error", "error": str(exc) or type(exc).__name__}
+    return {"status": "ok", **(detail or {})}
+
+
+async def _dashboard(dashboard: FastAPI) -> dict[str, Any]:
+    transport = httpx.ASGITransport(app=dashboard)
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://dashboard") as client:
+            answer = await client.get("/experiments.json")
+    except Exception as exc:
+        return {"status": "error", "error": str(exc) or type(exc).__name__}
+    if answer.status_code != 200:
+        return {"status": "error", "error": f"/flowscope/experiments answered {answer.status_code}"}
+    return {"status": "ok"}
+
+
+def _jobs(dashboard: FastAPI) -> dict[str, Any]:
+    from flowscope.web.jobs import job_queue_of
+
+    queue = job_queue_of(dashboard)
+    return {"queue": queue.location, "pending": queue.pending()}

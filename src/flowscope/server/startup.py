@@ -1,0 +1,147 @@
+"""What ``flowscope server`` settles before it serves: MLflow's server environment and
+the two checks (database, artifact destination) that fail start-up with one clear line.
+
+MLflow's tracking server reads its configuration from ``_MLFLOW_SERVER_*`` environment
+variables in every worker process (``mlflow server`` sets them before it starts uvicorn);
+:func:`mlflow_server_environment` gives the same map so that the workers, which import
+MLflow's server afresh, see exactly what ``mlflow server --serve-artifacts`` would give them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from flowscope.errors import FlowscopeError
+
+# MLflow's default artifact root when it proxies artifact access: clients write
+# ``mlflow-artifacts:/...`` and the server stores under its artifacts destination.
+PROXIED_ARTIFACT_ROOT = "mlflow-artifacts:/"
+BACKEND_STORE_VARIABLE = "_MLFLOW_SERVER_FILE_STORE"
+ARTIFACTS_DESTINATION_VARIABLE = "_MLFLOW_SERVER_ARTIFACT_DESTINATION"
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Where a ``flowscope server`` keeps runs (a database URI) and artifacts (a folder or
+    an object store URI such as ``s3://bucket/path``)."""
+
+    backend_store_uri: str
+    artifacts_destination: str
+    allowed_hosts: str | None = None  # Host headers MLflow's security middleware accepts
+
+    @classmethod
+    def from_environment(cls) -> ServerConfig:
+        """The configuration a worker process inherited from ``flowscope server``."""
+        try:
+            return cls(
+                os.environ[BACKEND_STORE_VARIABLE], os.environ[ARTIFACTS_DESTINATION_VARIABLE]
+            )
+        except KeyError as exc:
+            raise FlowscopeError(
+                f"{exc.args[0]} is not set: start the server with `flowscope server`"
+            ) from None
+
+
+def resolve_destination(destination: str | None) -> str:
+    """The artifact destination as MLflow's server wants it: an absolute folder for a
+    local path (``./mlartifacts`` when none is given), else the URI unchanged."""
+    if destination is None:
+        destination = "mlartifacts"
+    if _is_local(destination):
+        path = destination[len("file://") :] if destination.startswith("file://") else destination
+        return str(Path(path).expanduser().resolve())
+    return destination
+
+
+def mlflow_server_environment(config: ServerConfig) -> dict[str, str]:
+    """The variables ``mlflow server --backend-store-uri B --artifacts-destination D``
+    (proxied artifact access on, uvicorn; ``--allowed-hosts`` if given) sets for its
+    workers."""
+    hosts = {"MLFLOW_SERVER_ALLOWED_HOSTS": config.allowed_hosts} if config.allowed_hosts else {}
+    return {
+        **hosts,
+        BACKEND_STORE_VARIABLE: config.backend_store_uri,
+        "_MLFLOW_SERVER_REGISTRY_STORE": config.backend_store_uri,
+        "_MLFLOW_SERVER_ARTIFACT_ROOT": PROXIED_ARTIFACT_ROOT,
+        "_MLFLOW_SERVER_SERVE_ARTIFACTS": "true",
+        ARTIFACTS_DESTINATION_VARIABLE: config.artifacts_destination,
+        "_MLFLOW_SGI_NAME": "uvicorn",
+        "_MLFLOW_SERVER_BOOT_ID": uuid.uuid4().hex,
+        # only MLflow's job-executor subprocesses may rebuild scorer code; never its server
+        "_MLFLOW_IN_JOB_EXECUTOR": "false",
+        "MLFLOW_ENABLE_WORKSPACES": "false",
+    }
+
+
+def describe_uri(uri: str) -> str:
+    """``uri`` with any password replaced, fit for a message or a log line."""
+    parsed = urlparse(uri)
+    if parsed.password is None:
+        return uri
+    netloc = parsed.netloc.replace(f":{parsed.password}@", ":***@")
+    return parsed._replace(netloc=netloc).geturl()
+
+
+def check_database(uri: str) -> None:
+    """Connect to the backend store once; a :class:`FlowscopeError` naming it if it cannot."""
+    import sqlalchemy as sa
+
+    scheme = urlparse(uri).scheme.split("+")[0]
+    if scheme not in ("sqlite", "postgresql", "mysql", "mssql"):
+        raise FlowscopeError(
+            f"--backend-store-uri {describe_uri(uri)!r} is not a database: use "
+            "postgresql://USER:PASSWORD@HOST:PORT/DB or sqlite:///FILE"
+        )
+    connect_args = {"connect_timeout": 5} if scheme in ("postgresql", "mysql") else {}
+    try:
+        engine = sa.create_engine(uri, connect_args=connect_args)
+        try:
+            with engine.connect() as connection:
+                connection.execute(sa.text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except Exception as exc:  # the driver's own error: refused, unknown host, bad password
+        raise FlowscopeError(
+            f"the database {describe_uri(uri)} is unreachable: {first_line(exc)}"
+        ) from None
+
+
+def check_artifacts(destination: str) -> None:
+    """Make sure artifacts can be stored at ``destination``: a folder is created and
+    written to; an object store is listed through MLflow's artifact repository."""
+    if _is_local(destination):
+        folder = Path(destination)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            probe = folder / f".flowscope-probe-{uuid.uuid4().hex}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise FlowscopeError(
+                f"the artifact destination {destination} is not usable: {exc.strerror or exc}"
+            ) from None
+        return
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    try:
+        get_artifact_repository(destination).list_artifacts()
+    except Exception as exc:
+        raise FlowscopeError(
+            f"the artifact destination {describe_uri(destination)} is unreachable: "
+            f"{first_line(exc)}"
+        ) from None
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a driver's or a library's error, for a one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_local(destination: str) -> bool:
+    scheme = urlparse(destination).scheme
+    return scheme in ("", "file") or len(scheme) == 1  # a Windows drive letter

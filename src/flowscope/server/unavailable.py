@@ -1,0 +1,99 @@
+"""503 with ``Retry-After`` while a part the server needs is away.
+
+When the database stops answering mid-request (a restart, a failover, terminated
+connections) the dashboard answers 500 and MLflow's handlers 500 or a 503 with no
+``Retry-After``. So every 500 and 503 is checked against the parts: when the database (or,
+on an artifact route, the artifact destination) cannot be reached, the answer becomes a
+503 naming it with ``Retry-After``, in MLflow's error shape and flowscope's, which
+MLflow's clients and flowscope's SDK retry. With every part reachable the answer is left
+as it is: it is a real error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from flowscope.server.held import holding_send
+from flowscope.server.startup import ServerConfig, check_artifacts, check_database, first_line
+
+logger = logging.getLogger(__name__)
+
+RETRY_AFTER_SECONDS = 5
+HEALTH_PATH = "/health"
+
+
+def unavailable_part(config: ServerConfig, path: str) -> str | None:
+    """The message naming the part ``path`` needs that cannot be reached, if one cannot."""
+    probes: list[Callable[[], None]] = [lambda: check_database(config.backend_store_uri)]
+    if "artifacts" in path:
+        probes.append(lambda: check_artifacts(config.artifacts_destination))
+    for probe in probes:
+        try:
+            probe()
+        except Exception as exc:
+            return str(exc)
+    return None
+
+
+class UnavailableMiddleware:
+    """Turns a 500 or 503 into a 503 with ``Retry-After`` when :func:`unavailable_part` finds a
+    part away; any other answer passes untouched."""
+
+    def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
+        self.app = app
+        self.config = config
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == HEALTH_PATH:  # it names the parts
+            await self.app(scope, receive, send)
+            return
+        answered_unavailable = False
+
+        def hold(start: Message) -> bool:
+            return start["status"] in (500, 503)  # decided once the parts are probed
+
+        async def answer(start: Message, original: bytes) -> None:
+            nonlocal answered_unavailable
+            problem = await anyio.to_thread.run_sync(unavailable_part, self.config, scope["path"])
+            if problem is None:
+                await send(start)
+                await send({"type": "http.response.body", "body": original})
+                return
+            text = f"{problem}; retry later"
+            body = json.dumps(  # flowscope's error shape and MLflow's, for either client
+                {
+                    "ok": False,
+                    "error": text,
+                    "status": 503,
+                    "error_code": "TEMPORARILY_UNAVAILABLE",
+                    "message": text,
+                }
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            answered_unavailable = True
+
+        try:
+            await self.app(scope, receive, holding_send(send, hold, answer))
+        except Exception as exc:
+            # A handled 500 is raised again after it was answered, for the server's log;
+            # once it was answered as a part away, the log line is this and the client's
+            # connection stays open for its retry.
+            if not answered_unavailable:
+                raise
+            logger.warning("%s %s: %s", scope.get("method"), scope.get("path"), first_line(exc))

@@ -1,0 +1,67 @@
+"""While the database refuses connections, the server answers 503 with ``Retry-After``
+naming it, from MLflow's routes and the dashboard's alike, and serves again once it is
+back; a real PostgreSQL database is made to refuse new connections and its open ones are
+terminated, as a restart would."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+from mlflow import MlflowClient
+
+from tests.conftest import PG_ADMIN_DSN, throwaway_postgres
+from tests.servers import TrackingServer
+
+pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.slow]
+
+
+@contextmanager
+def refusing_connections(database_url: str) -> Iterator[None]:
+    """The database refuses new connections and its open ones are cut, until leaving."""
+    name = database_url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        try:
+            yield
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+
+
+def test_a_database_away_gives_503_with_retry_after_then_service_resumes(
+    tmp_path: Path,
+) -> None:
+    with throwaway_postgres("flowscope_away") as database:
+        server = TrackingServer(tmp_path / "server", database)
+        server.start()
+        try:
+            client = MlflowClient(server.url)
+            experiment_id = client.create_experiment("away")
+            run_id = client.create_run(experiment_id).info.run_id
+            web = httpx.Client(base_url=server.url, timeout=30)
+            paths = [
+                f"/api/2.0/mlflow/runs/get?run_id={run_id}",  # MLflow's REST API
+                f"/flowscope/experiments/{experiment_id}.json",  # the dashboard
+            ]
+            with refusing_connections(database):
+                for path in paths:
+                    answer = web.get(path)
+                    assert answer.status_code == 503, (path, answer.text)
+                    assert answer.headers.get("retry-after") == "5", (path, answer.text)
+                    assert answer.json()["error"].startswith("the database ")
+                health = web.get("/health")
+                assert health.status_code == 503
+                assert health.json()["parts"]["database"]["status"] == "error"
+            for path in paths:
+                assert web.get(path).status_code == 200, path
+            assert web.get("/health").status_code == 200
+            assert client.get_run(run_id).info.experiment_id == experiment_id
+        finally:
+            server.stop()
