@@ -136,7 +136,7 @@ class StoreAccess:
     def store(self) -> AbstractStore:
         return _open_tracking_store(
             self.settings.tracking_uri,
-            self.settings.artifacts_dir.as_uri(),
+            self.settings.default_artifact_root,
             self.settings.request_timeout,
         )
 
