@@ -95,5 +95,5 @@ def test_artifact_root_is_where_new_experiments_keep_artifacts(
 
 def test_artifact_root_must_be_a_uri(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FLOWSCOPE_ARTIFACT_ROOT", "models/team-a")
-    with pytest.raises(ConfigError, match="artifact_root.*not a URI.*s3://BUCKET"):
+    with pytest.raises(ConfigError, match=r"artifact_root.*not a URI.*s3://BUCKET"):
         load_settings()
