@@ -58,15 +58,19 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited; see {log_path}")
-            try:
-                with urllib.request.urlopen(f"{self.url}{self.health_path}", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
+            if self.is_ready():
+                return
             time.sleep(0.25)
         self.stop()
-        raise RuntimeError(f"{self.name} did not answer {self.health_path} in {timeout:.0f} s")
+        raise RuntimeError(f"{self.name} was not ready in {timeout:.0f} s; see {log_path}")
+
+    def is_ready(self) -> bool:
+        """Whether it answers: ``health_path`` gives 200."""
+        try:
+            with urllib.request.urlopen(f"{self.url}{self.health_path}", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
 
     def stop(self) -> None:
         if self.process is None:
@@ -111,7 +115,8 @@ class MlflowServer(ServerProcess):
 class FlowscopeServer(ServerProcess):
     """A ``flowscope`` command that serves HTTP (``ui``, ``serve MODEL@ALIAS``) on the store
     at ``tracking_uri``, with none of the caller's flowscope or MLflow settings but
-    ``settings`` (``FLOWSCOPE_<NAME>`` values) and a journal of its own under ``root``."""
+    ``settings`` (``FLOWSCOPE_<NAME>`` values), ``env`` (other variables, such as MLflow's
+    S3 ones) and a journal of its own under ``root``."""
 
     def __init__(
         self,
@@ -123,9 +128,11 @@ class FlowscopeServer(ServerProcess):
         settings: dict[str, str] | None = None,
         name: str = "flowscope",
         port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         super().__init__(root, port)
         self.tracking_uri = tracking_uri
+        self.env = env or {}
         self.args = args
         self.health_path = health_path
         self.settings = settings or {}
@@ -147,6 +154,7 @@ class FlowscopeServer(ServerProcess):
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
         env["FLOWSCOPE_JOURNAL_DIR"] = str(self.root / "journal")
         env.update({f"FLOWSCOPE_{key.upper()}": value for key, value in self.settings.items()})
+        env.update(self.env)
         return env
 
     def terminate(self) -> int:
