@@ -134,6 +134,8 @@ class SeaweedFS(ServerProcess):
             *(f"-{name}={port}" for name, port in self.ports.items()),
             # small volumes: the default reserves gigabytes of disk per volume
             "-master.volumeSizeLimitMB=64",
+            # one master: a restart elects itself at once instead of after the default 10 s
+            "-master.electionTimeout=1s",
             "-volume.max=0",
             "-s3",
             f"-s3.config={config}",

@@ -20,6 +20,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def child_environment() -> dict[str, str]:
+    """This process's environment without MLflow or flowscope configuration, for a child
+    started in any folder that imports the same flowscope as the tests (a relative
+    ``PYTHONPATH`` such as ``src`` would name another folder there)."""
+    import flowscope
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
+    package_folder = str(Path(flowscope.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [package_folder, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    )
+    return env
+
+
 class ServerProcess:
     """A server subprocess on 127.0.0.1, started in its own session and waited for by
     polling ``health_path``; ``stop`` kills it (SIGKILL) as a crash would."""
@@ -151,7 +165,7 @@ class FlowscopeServer(ServerProcess):
         ]
 
     def environment(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
+        env = child_environment()
         env["FLOWSCOPE_JOURNAL_DIR"] = str(self.root / "journal")
         env.update({f"FLOWSCOPE_{key.upper()}": value for key, value in self.settings.items()})
         env.update(self.env)

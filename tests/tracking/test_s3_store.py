@@ -4,7 +4,6 @@ back equal through MLflow, models load from it, and a store that is away loses n
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import uuid
@@ -24,7 +23,7 @@ from flowscope.modeling.train import train
 from flowscope.serving.predict import predict_file
 from tests.conftest import make_settings, start_seaweedfs
 from tests.s3 import S3Store, SeaweedFS
-from tests.servers import FlowscopeServer
+from tests.servers import FlowscopeServer, child_environment
 
 MODEL = "iris-s3"
 PREFIX = "mlflow"
@@ -173,15 +172,23 @@ def _flowscope(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
     )
 
 
+def _pending(env: dict[str, str]) -> list[dict[str, object]]:
+    status = _flowscope(env, "sync", "--status", "--format", "json")
+    assert status.returncode == 0, status.stderr
+    return list(json.loads(status.stdout))
+
+
 @pytest.mark.slow
-def test_artifacts_wait_in_the_journal_while_the_bucket_is_away(tmp_path: Path) -> None:
+def test_artifacts_wait_in_the_journal_while_the_bucket_is_away(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A training process whose object store is down leaves its artifacts in the journal
     and exits; once the store is back, ``flowscope sync`` delivers every one of them."""
     weed = start_seaweedfs(tmp_path / "seaweedfs")
     try:
         store = weed.create_bucket("away")
         database = tmp_path / "mlflow.db"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
+        env = child_environment()
         env.update(
             store.environment,
             MLFLOW_TRACKING_URI=f"sqlite:///{database}",
@@ -196,24 +203,26 @@ def test_artifacts_wait_in_the_journal_while_the_bucket_is_away(tmp_path: Path) 
         trained = _flowscope(
             env, "train", "--dataset", "iris", "--param", "n_estimators=10", "--no-explain"
         )
-        status = _flowscope(env, "sync", "--status", "--format", "json")
-        assert status.returncode == 0, status.stderr
-        (pending,) = json.loads(status.stdout)
-        assert pending["pending_bytes"] > 0 and pending["run_id"], (trained.stdout, pending)
+        assert trained.returncode == 0, trained.stderr[-3000:]
+        assert "still in the journal" in trained.stdout
+        (pending,) = _pending(env)
+        assert pending["pending_bytes"] > 0 and not pending["in_use"]
+        assert pending["run_id"] in trained.stdout  # the run itself is in the SQLite store
 
         weed.start(timeout=60)
-        assert store.keys() == []  # nothing reached the bucket while it was away
         synced = _flowscope(env, "sync")
         assert synced.returncode == 0, synced.stderr
         assert "delivered 1 run(s)" in synced.stdout
-        run_id = pending["run_id"]
+        assert _pending(env) == []
+        for name, value in store.environment.items():
+            monkeypatch.setenv(name, value)
         client = MlflowClient(f"sqlite:///{database}")
-        prefix = client.get_run(run_id).info.artifact_uri.removeprefix(f"s3://{store.bucket}/")
-        stored = {key.removeprefix(prefix + "/") for key in store.keys(prefix)}
+        prefix = client.get_run(pending["run_id"]).info.artifact_uri
+        prefix = prefix.removeprefix(f"s3://{store.bucket}/") + "/"
+        stored = {key.removeprefix(prefix) for key in store.keys(prefix)}
         assert {"model/MLmodel", "evaluation/metrics.json", "dataset/profile.json"} <= stored
-        assert _flowscope(env, "sync", "--status", "--format", "json").stdout.strip() in (
-            "[]",
-            "",
-        )
+        local = client.download_artifacts(pending["run_id"], "model", str(tmp_path / "model"))
+        model = mlflow.pyfunc.load_model(local)
+        assert list(model.predict(_iris_features().head(3))) == ["setosa"] * 3
     finally:
         weed.stop()
