@@ -25,6 +25,8 @@ from tests.conftest import make_settings, start_seaweedfs
 from tests.s3 import S3Store, SeaweedFS
 from tests.servers import FlowscopeServer, child_environment
 
+pytestmark = pytest.mark.s3
+
 MODEL = "iris-s3"
 PREFIX = "mlflow"
 
@@ -112,6 +114,23 @@ def test_the_registered_model_loads_from_the_bucket_with_plain_mlflow(
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}/1")
     predictions = list(model.predict(_iris_features().head(10)))
     assert predictions == ["setosa"] * 10  # the first ten iris flowers
+
+
+def test_the_dashboard_reads_a_run_from_the_bucket(trained: TrainedInS3) -> None:
+    from fastapi.testclient import TestClient
+
+    from flowscope.web import create_app
+
+    prefix = trained.prefix(trained.run_id)
+    with TestClient(create_app(trained.settings)) as web:
+        data = web.get(f"/runs/{trained.run_id}.json").json()
+        download = web.get(f"/runs/{trained.run_id}/artifacts/dataset/profile.json")
+    stored = json.loads(trained.object(prefix + "evaluation/metrics.json"))
+    assert data["evaluation"]["metrics"] == stored
+    assert data["profile"] == json.loads(trained.object(prefix + "dataset/profile.json"))
+    assert data["explain"]["summary"]["explainer"] == "flowscope_treeshap"
+    assert download.status_code == 200
+    assert download.content == trained.object(prefix + "dataset/profile.json")
 
 
 def test_a_batch_prediction_writes_its_parquet_to_the_bucket(
