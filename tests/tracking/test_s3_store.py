@@ -23,7 +23,7 @@ from flowscope.modeling.train import train
 from flowscope.serving.predict import predict_file
 from tests.conftest import make_settings, start_seaweedfs
 from tests.s3 import S3Store, SeaweedFS
-from tests.servers import FlowscopeServer, child_environment
+from tests.servers import FlowscopeServer, child_environment, free_port
 
 pytestmark = pytest.mark.s3
 
@@ -179,6 +179,43 @@ def test_flowscope_serve_loads_the_model_from_the_bucket(
     assert answer.json()["version"] == "1"
     assert [row["prediction"] for row in answer.json()["predictions"]] == ["setosa"] * 5
     assert not (tmp_path / "local-artifacts").exists()
+
+
+def test_an_unreachable_object_store_is_named_not_a_stack_trace(
+    trained: TrainedInS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from flowscope.web import create_app
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_S3_ENDPOINT_URL", nowhere)
+    env = child_environment() | trained.store.environment | {"MLFLOW_S3_ENDPOINT_URL": nowhere}
+    source = tmp_path / "flowers.csv"
+    _iris_features().head(3).to_csv(source, index=False)
+    uri = trained.settings.tracking_uri
+    predicted = _flowscope(
+        env, "predict", f"{MODEL}/1", "--input", str(source), "--tracking-uri", uri
+    )
+    served = _flowscope(
+        env, "serve", f"{MODEL}/1", "--port", str(free_port()), "--tracking-uri", uri
+    )
+    for command in (predicted, served):  # neither starts: one line naming the object store
+        assert command.returncode == 1 and "Traceback" not in command.stderr
+        assert f"error: cannot read model {MODEL} version 1" in command.stderr
+        assert "the artifact store cannot be reached" in command.stderr
+        assert "MLFLOW_S3_ENDPOINT_URL" in command.stderr
+
+    with TestClient(create_app(trained.settings)) as web:
+        download = web.get(
+            f"/runs/{trained.run_id}/artifacts/dataset/profile.json",
+            headers={"Accept": "application/json"},
+        )
+        page = web.get(f"/runs/{trained.run_id}.json")
+    for answer in (download, page):
+        assert answer.status_code == 503 and answer.headers["Retry-After"]
+    assert "'dataset/profile.json' of run" in download.json()["error"]
+    assert "the artifact store cannot be reached" in page.json()["error"]
 
 
 def _flowscope(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
