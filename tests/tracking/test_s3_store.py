@@ -3,6 +3,7 @@ back equal through MLflow, models load from it, and a store that is away loses n
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import mlflow
@@ -153,9 +155,11 @@ def test_a_batch_prediction_writes_its_parquet_to_the_bucket(
 
 
 @pytest.mark.slow
-def test_flowscope_serve_loads_the_model_from_the_bucket(
+def test_flowscope_serve_loads_the_model_from_the_bucket_and_monitors_into_it(
     trained: TrainedInS3, tmp_path: Path
 ) -> None:
+    assert trained.settings.artifact_root is not None
+    before = {run.info.run_id for run in _inference_runs(trained)}
     server = FlowscopeServer(
         tmp_path,
         trained.settings.tracking_uri,
@@ -163,8 +167,8 @@ def test_flowscope_serve_loads_the_model_from_the_bucket(
         health_path="/health",
         settings={
             "autolog": "false",
-            "monitor": "false",
             "artifacts_dir": str(tmp_path / "local-artifacts"),
+            "artifact_root": trained.settings.artifact_root,
         },
         env=trained.store.environment,
         name="flowscope-serve",
@@ -174,11 +178,21 @@ def test_flowscope_serve_loads_the_model_from_the_bucket(
         rows = _iris_features().head(5).to_dict(orient="records")
         answer = httpx.post(f"{server.url}/predict", json=rows, timeout=30)
     finally:
-        server.terminate()
+        server.terminate()  # a graceful stop writes the open inference window
     assert answer.status_code == 200, answer.text
     assert answer.json()["version"] == "1"
     assert [row["prediction"] for row in answer.json()["predictions"]] == ["setosa"] * 5
+    (window,) = [run for run in _inference_runs(trained) if run.info.run_id not in before]
+    key = trained.prefix(window.info.run_id) + "predictions/predictions.parquet"
+    written = pd.read_parquet(io.BytesIO(trained.object(key)))
+    assert list(written["prediction"]) == ["setosa"] * 5
     assert not (tmp_path / "local-artifacts").exists()
+
+
+def _inference_runs(trained: TrainedInS3) -> list[Any]:
+    client = MlflowClient(trained.settings.tracking_uri)
+    experiment = client.get_experiment_by_name(f"{MODEL}-inference")
+    return [] if experiment is None else list(client.search_runs([experiment.experiment_id]))
 
 
 def test_an_unreachable_object_store_is_named_not_a_stack_trace(
