@@ -12,6 +12,7 @@ import json
 import shutil
 import sys
 import sysconfig
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -142,6 +143,16 @@ class SeaweedFS(ServerProcess):
             "-s3.port.iceberg=0",
             "-s3.port.lance=0",
         ]
+
+    def stop(self) -> None:
+        """Kill it as a crash would, and remove the Unix sockets it made in the temporary
+        folder, named after its ports (it removes none itself when killed, and a graceful
+        stop takes longer than a test should wait)."""
+        super().stop()
+        folder = Path(tempfile.gettempdir())
+        for port in (self.port, *self.ports.values()):
+            for leftover in folder.glob(f"seaweedfs-*-{port}.sock"):
+                leftover.unlink(missing_ok=True)
 
     def is_ready(self) -> bool:
         from botocore.exceptions import BotoCoreError, ClientError

@@ -195,6 +195,7 @@ def _inference_runs(trained: TrainedInS3) -> list[Any]:
     return [] if experiment is None else list(client.search_runs([experiment.experiment_id]))
 
 
+@pytest.mark.slow
 def test_an_unreachable_object_store_is_named_not_a_stack_trace(
     trained: TrainedInS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
