@@ -163,7 +163,7 @@ def test_flowscope_serve_loads_the_model_from_the_bucket_and_monitors_into_it(
     server = FlowscopeServer(
         tmp_path,
         trained.settings.tracking_uri,
-        ["serve", f"{MODEL}/1"],
+        ["serve", f"models:/{MODEL}/1"],
         health_path="/health",
         settings={
             "autolog": "false",
