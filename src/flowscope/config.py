@@ -52,14 +52,15 @@ class Settings(BaseSettings):
         Path("mlartifacts"),
         validation_alias=_aliases("artifacts_dir"),
         description="Where experiments created on a database store keep their artifacts "
-        "(what `mlflow server` uses by default).",
+        "(what `mlflow server` uses by default) when no `artifact_root` is set.",
     )
     artifact_root: str | None = Field(
         None,
         validation_alias=_aliases("artifact_root"),
-        description="Artifact root of the experiments flowscope creates on a database store, "
-        "as a URI (`s3://BUCKET/PATH`; `flowscope server` sets `mlflow-artifacts:/`); "
-        "`artifacts_dir` when unset.",
+        description="Artifact root URI of experiments created on a database store, such as "
+        "`s3://BUCKET/PREFIX` for an S3-compatible object store (reached with MLflow's "
+        "`MLFLOW_S3_ENDPOINT_URL`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`; "
+        "`flowscope server` sets `mlflow-artifacts:/`); `artifacts_dir` when unset.",
     )
     journal_dir: Path = Field(
         Path(".flowscope/journal"),
@@ -234,6 +235,19 @@ class Settings(BaseSettings):
             return value
         raise ValueError(f"{value!r} is not a job queue flowscope knows; use redis://HOST:PORT/DB")
 
+    @field_validator("artifact_root")
+    @classmethod
+    def _artifact_root_uri(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        # a one-letter scheme is a Windows drive, not a URI
+        if len(urlparse(value).scheme) > 1:
+            return value.rstrip("/")
+        raise ValueError(
+            f"{value!r} is not a URI; use s3://BUCKET/PREFIX, file:///FOLDER or another "
+            "artifact store MLflow knows (a local folder goes in artifacts_dir)"
+        )
+
     @field_validator("tracking_uri", "registry_uri")
     @classmethod
     def _known_scheme(cls, value: str | None) -> str | None:
@@ -275,8 +289,9 @@ class Settings(BaseSettings):
         return self.jobs_url is None if self.jobs_embedded is None else self.jobs_embedded
 
     @property
-    def experiment_artifact_root(self) -> str:
-        """Where an experiment created on a database store keeps its artifacts."""
+    def default_artifact_root(self) -> str:
+        """Where a new experiment keeps its artifacts: ``artifact_root``, else the URI of
+        ``artifacts_dir`` (MLflow's ``--default-artifact-root``)."""
         return self.artifact_root or self.artifacts_dir.as_uri()
 
     def experiment_name(self, task: str, kind: str = "training") -> str:

@@ -6,6 +6,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from flowscope.artifacts import artifact_store_reached
 from flowscope.errors import FlowscopeError, NotFoundError
 
 if TYPE_CHECKING:
@@ -134,13 +135,14 @@ def _list_artifacts(client: MlflowClient, run_id: str) -> list[dict[str, Any]]:
     """Every artifact file of the run (breadth first, at most ``_MAX_ARTIFACTS``)."""
     found: list[dict[str, Any]] = []
     folders: list[str | None] = [None]
-    while folders and len(found) < _MAX_ARTIFACTS:
-        folder = folders.pop(0)
-        for item in client.list_artifacts(run_id, folder):
-            if item.is_dir:
-                folders.append(item.path)
-            else:
-                found.append({"path": item.path, "size": item.file_size})
+    with artifact_store_reached(f"the artifacts of run {run_id}"):
+        while folders and len(found) < _MAX_ARTIFACTS:
+            folder = folders.pop(0)
+            for item in client.list_artifacts(run_id, folder):
+                if item.is_dir:
+                    folders.append(item.path)
+                else:
+                    found.append({"path": item.path, "size": item.file_size})
     return found[:_MAX_ARTIFACTS]
 
 
@@ -176,7 +178,8 @@ def artifact_file(settings: Settings, run_id: str, path: str, folder: Path) -> P
     client = client_for(settings)
     get_run(client, run_id)
     parent = str(PurePosixPath(checked).parent)
-    listing = client.list_artifacts(run_id, None if parent == "." else parent)
-    if not any(item.path == checked and not item.is_dir for item in listing):
-        raise NotFoundError(f"run {run_id} has no artifact file {checked!r}")
-    return Path(client.download_artifacts(run_id, checked, str(folder)))
+    with artifact_store_reached(f"{checked!r} of run {run_id}"):
+        listing = client.list_artifacts(run_id, None if parent == "." else parent)
+        if not any(item.path == checked and not item.is_dir for item in listing):
+            raise NotFoundError(f"run {run_id} has no artifact file {checked!r}")
+        return Path(client.download_artifacts(run_id, checked, str(folder)))

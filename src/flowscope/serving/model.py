@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flowscope.artifacts import read_json_artifact
+from flowscope.artifacts import artifact_store_reached, read_json_artifact
 from flowscope.errors import FlowscopeError, NotFoundError
 from flowscope.mlflow_client import client_for
 from flowscope.registry.uris import ModelRef
@@ -190,9 +190,10 @@ def _download(
     import mlflow.artifacts
 
     uri = client.get_model_version_download_uri(name, version)
-    local = mlflow.artifacts.download_artifacts(
-        artifact_uri=uri, dst_path=str(folder), tracking_uri=settings.tracking_uri
-    )
+    with artifact_store_reached(f"model {name} version {version} ({uri})"):
+        local = mlflow.artifacts.download_artifacts(
+            artifact_uri=uri, dst_path=str(folder), tracking_uri=settings.tracking_uri
+        )
     return Path(local)
 
 

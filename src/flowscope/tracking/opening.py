@@ -47,7 +47,7 @@ def ensure_store(settings: Settings) -> None:
         ensure_store(settings)
         engine = sqlalchemy.create_engine(settings.tracking_uri)  # a complete store
     """
-    artifact_root = settings.experiment_artifact_root
+    artifact_root = settings.default_artifact_root
     for uri in {settings.tracking_uri, settings.registry_uri or settings.tracking_uri}:
         database = _sqlite_file(uri)
         if database is not None:

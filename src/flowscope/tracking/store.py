@@ -210,7 +210,7 @@ class StoreAccess:
     def store(self) -> AbstractStore:
         return _open_tracking_store(
             self.settings.tracking_uri,
-            self.settings.experiment_artifact_root,
+            self.settings.default_artifact_root,
             self.settings.request_timeout,
         )
 

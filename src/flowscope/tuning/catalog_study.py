@@ -294,6 +294,7 @@ def _run_workers(spec: TuneSpec, prepared: Prepared, settings: Settings) -> list
     overrides = {
         "tracking_uri": settings.tracking_uri,
         "artifacts_dir": str(settings.artifacts_dir),
+        "artifact_root": settings.artifact_root,
         "journal_dir": str(settings.journal_dir),
         **spec.settings,
     }

@@ -19,6 +19,7 @@ from flowscope.web.render import TEMPLATES, JsonSuffixMiddleware, json_response,
 
 logger = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
+RETRY_AFTER_SECONDS = 5
 
 
 def plotly_js_path() -> Path:
@@ -102,7 +103,10 @@ def create_app(
 
     @app.exception_handler(FlowscopeError)
     def domain_error(request: Request, exc: FlowscopeError) -> Response:
-        return error_response(request, exc.status, exc.message)
+        response = error_response(request, exc.status, exc.message)
+        if exc.status == 503:  # a store that is away: the same request works once it is back
+            response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
 
     @app.exception_handler(StarletteHTTPException)
     def http_error(request: Request, exc: StarletteHTTPException) -> Response:
