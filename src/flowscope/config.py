@@ -242,7 +242,8 @@ class Settings(BaseSettings):
             return None
         # a one-letter scheme is a Windows drive, not a URI
         if len(urlparse(value).scheme) > 1:
-            return value.rstrip("/")
+            stripped = value.rstrip("/")  # but a bare root such as mlflow-artifacts:/ stays
+            return value if stripped.endswith(":") else stripped
         raise ValueError(
             f"{value!r} is not a URI; use s3://BUCKET/PREFIX, file:///FOLDER or another "
             "artifact store MLflow knows (a local folder goes in artifacts_dir)"
