@@ -44,6 +44,7 @@ bench: venv
 	$(BIN)/python bench/tuning.py
 	$(BIN)/python bench/report.py
 	$(BIN)/python bench/workbench.py
+	$(BIN)/python bench/server.py
 
 clean:
 	rm -rf $(VENV) $(DEMO_DIR) test-output .pytest_cache
