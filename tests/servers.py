@@ -209,14 +209,19 @@ class TrackingServer(ServerProcess):
         workers: int = 1,
         args: list[str] | None = None,
         port: int | None = None,
+        artifacts_destination: str | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         super().__init__(root, port)
         self.backend_store_uri = backend_store_uri
         self.workers = workers
         self.args = args or []
+        self.artifacts_destination = artifacts_destination or str(self.artifacts)
+        self.env = env or {}
 
     @property
     def artifacts(self) -> Path:
+        """The local artifact folder, unless ``artifacts_destination`` names another."""
         return self.root / "artifacts"
 
     def command(self) -> list[str]:
@@ -230,7 +235,7 @@ class TrackingServer(ServerProcess):
             "--backend-store-uri",
             self.backend_store_uri,
             "--artifacts-destination",
-            str(self.artifacts),
+            self.artifacts_destination,
             "--workers",
             str(self.workers),
             *self.args,
@@ -239,4 +244,22 @@ class TrackingServer(ServerProcess):
     def environment(self) -> dict[str, str]:
         env = isolated_environment(self.root)
         env["FLOWSCOPE_WORKBENCH_DIR"] = str(self.root / "workbench")
+        env.update(self.env)
         return env
+
+
+def trained_by_a_job(url: str, **request: object) -> tuple[str, str]:
+    """Submit a training job of one model type to the ``flowscope server`` at ``url``
+    (``/flowscope/api/jobs``), wait for it and return its job id and run id."""
+    import httpx
+
+    web = httpx.Client(base_url=f"{url}/flowscope", timeout=120)
+    answer = web.post("/api/jobs", json=request)
+    if answer.status_code != 201:
+        raise AssertionError(f"the job was refused: {answer.status_code} {answer.text}")
+    [job_id] = answer.json()["job_ids"]
+    job = web.get(f"/api/jobs/{job_id}", params={"wait": 110}).json()
+    if job["state"] != "succeeded":
+        raise AssertionError(f"the job did not succeed: {job}")
+    [run_id] = job["run_ids"]
+    return job_id, run_id

@@ -22,7 +22,7 @@ from flowscope.server import ServerConfig, dashboard_settings
 from flowscope.server.artifacts import resolve_proxied_artifacts_in_place
 from flowscope.web import create_app
 from tests.conftest import make_settings, throwaway_postgres
-from tests.servers import TrackingServer
+from tests.servers import TrackingServer, trained_by_a_job
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.slow]
 
@@ -239,25 +239,17 @@ def test_runs_written_in_place_keep_artifacts_clients_reach_through_the_server(
 def test_a_workbench_job_runs_in_the_server_and_its_model_reaches_clients(
     server: TrackingServer,
 ) -> None:
-    web = httpx.Client(base_url=server.url, timeout=90)
-    answer = web.post(
-        "/flowscope/api/jobs",
-        json={
-            "dataset_id": "builtin:iris",
-            "target": "species",
-            "model_types": ["logistic_regression"],
-            "task": "served-jobs",
-            "seed": 3,
-        },
+    job_id, run_id = trained_by_a_job(
+        server.url,
+        dataset_id="builtin:iris",
+        target="species",
+        model_types=["logistic_regression"],
+        task="served-jobs",
+        seed=3,
     )
-    assert answer.status_code == 201, answer.text
-    [job_id] = answer.json()["job_ids"]
-    job = web.get(f"/flowscope/api/jobs/{job_id}", params={"wait": 60}).json()
-    assert job["state"] == "succeeded", job
-    [run_id] = job["run_ids"]
     client = MlflowClient(server.url)
     assert client.get_run(run_id).info.artifact_uri.startswith("mlflow-artifacts:/")
     assert "model" in {a.path for a in client.list_artifacts(run_id)}
-    page = web.get(f"/flowscope/jobs/{job_id}").text
+    page = httpx.get(f"{server.url}/flowscope/jobs/{job_id}").text
     assert f'href="/#/runs/{run_id}"' in page  # the same run in MLflow's UI
     assert f'href="/flowscope/runs/{run_id}"' in page

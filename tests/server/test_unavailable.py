@@ -5,34 +5,16 @@ terminated, as a restart would."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
-import psycopg
 import pytest
 from mlflow import MlflowClient
 
-from tests.conftest import PG_ADMIN_DSN, throwaway_postgres
+from tests.conftest import refusing_connections, throwaway_postgres
 from tests.servers import TrackingServer
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.slow]
-
-
-@contextmanager
-def refusing_connections(database_url: str) -> Iterator[None]:
-    """The database refuses new connections and its open ones are cut, until leaving."""
-    name = database_url.rsplit("/", 1)[1]
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        try:
-            yield
-        finally:
-            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 def test_a_database_away_gives_503_with_retry_after_then_service_resumes(

@@ -6,9 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,27 +16,13 @@ import flowscope
 from tests.conftest import make_settings
 from tests.servers import MlflowServer, free_port
 from tests.tracking import workers
-
-
-def _points(client: MlflowClient, run_id: str, metrics: int) -> Counter[tuple[str, int, float]]:
-    counts: Counter[tuple[str, int, float]] = Counter()
-    for i in range(metrics):
-        for point in client.get_metric_history(run_id, f"m{i}"):
-            counts[(point.key, point.step, point.value)] += 1
-    return counts
+from tests.writers import metric_points
 
 
 def _expected(steps: range, metrics: int) -> Counter[tuple[str, int, float]]:
     return Counter(
         (f"m{i}", step, float(step * 1000 + i)) for step in steps for i in range(metrics)
     )
-
-
-def _wait_until(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.02)
 
 
 @pytest.mark.server
@@ -59,13 +43,13 @@ def test_server_killed_mid_run_loses_nothing(tmp_path: Path) -> None:
                 server.stop()  # SIGKILL: the server dies with requests in flight
             if step == 2500:
                 # the writer has met the dead server, and training went on regardless
-                _wait_until(lambda: run.delivery_error is not None, "delivery fails")
+                assert run.wait_delivery_failure(60), "delivery never met the dead server"
                 server.start()
             run.log_metrics({f"m{i}": step * 1000 + i for i in range(metrics)}, step=step)
         assert run.end(timeout=120)
         assert run.delivery_error is None  # delivery resumed by itself
         client = MlflowClient(server.url)
-        assert _points(client, run.run_id, metrics) == _expected(range(steps), metrics)
+        assert metric_points(client, run.run_id, metrics) == _expected(range(steps), metrics)
         assert client.get_run(run.run_id).info.status == "FINISHED"
     finally:
         server.stop()
@@ -89,7 +73,7 @@ def test_run_started_while_the_server_is_down_is_created_later(tmp_path: Path) -
         stored = client.get_run(run.run_id)
         assert stored.info.run_name == "late"
         assert stored.data.params == {"lr": "0.1"}
-        assert _points(client, run.run_id, 1) == _expected(range(500), 1)
+        assert metric_points(client, run.run_id, 1) == _expected(range(500), 1)
     finally:
         server.stop()
 
@@ -144,7 +128,7 @@ def test_killed_training_process_is_delivered_by_sync(
     (run,) = client.search_runs([client.get_experiment_by_name("crash").experiment_id])
     assert run.info.status == "KILLED"
     assert run.data.params == {"steps": str(steps), "metrics": str(metrics)}
-    assert _points(client, run.info.run_id, metrics) == _expected(range(steps), metrics)
+    assert metric_points(client, run.info.run_id, metrics) == _expected(range(steps), metrics)
     assert not list((tmp_path / "journal").glob("*.journal"))  # nothing left behind
     assert not list(tmp_path.glob(f".{database.name}.*.creating"))  # nor a half-made store
 
@@ -169,7 +153,7 @@ def test_torn_last_record_is_skipped_and_the_rest_delivered(
     assert len(result.delivered) == 1
     assert "torn last record" in caplog.text
     client = MlflowClient(sqlite_uri)
-    assert _points(client, result.delivered[0], 1) == _expected(range(100), 1)
+    assert metric_points(client, result.delivered[0], 1) == _expected(range(100), 1)
 
 
 @pytest.mark.slow
@@ -188,7 +172,7 @@ def test_eight_processes_share_one_sqlite_store(tmp_path: Path, sqlite_uri: str)
     runs = client.search_runs([client.get_experiment_by_name("many").experiment_id])
     assert sorted(run.info.run_name for run in runs) == [f"worker-{n}" for n in range(8)]
     for run in runs:
-        assert _points(client, run.info.run_id, metrics) == _expected(range(steps), metrics)
+        assert metric_points(client, run.info.run_id, metrics) == _expected(range(steps), metrics)
 
 
 @pytest.mark.server
@@ -205,7 +189,7 @@ def test_a_refused_point_is_set_aside_and_the_rest_delivered(tmp_path: Path) -> 
                 run.log_metrics({"m0": -1.0}, step=step, timestamp=-5)
         assert run.end(timeout=120)
         client = MlflowClient(server.url)
-        assert _points(client, run.run_id, 1) == _expected(range(3000), 1)
+        assert metric_points(client, run.run_id, 1) == _expected(range(3000), 1)
         rejected = list(settings.journal_dir.glob("*.rejected"))
         assert len(rejected) == 1 and "-5" in rejected[0].read_text()
     finally:

@@ -41,8 +41,9 @@ def unavailable_part(config: ServerConfig, path: str) -> str | None:
 
 
 class UnavailableMiddleware:
-    """Turns a 500 or 503 into a 503 with ``Retry-After`` when :func:`unavailable_part` finds a
-    part away; any other answer passes untouched."""
+    """Turns a 500 or 503, or an error raised before any answer, into a 503 with
+    ``Retry-After`` when :func:`unavailable_part` finds a part away; any other answer
+    passes untouched."""
 
     def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
         self.app = app
@@ -53,47 +54,64 @@ class UnavailableMiddleware:
             await self.app(scope, receive, send)
             return
         answered_unavailable = False
+        started = False
+
+        async def noting_start(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
 
         def hold(start: Message) -> bool:
             return start["status"] in (500, 503)  # decided once the parts are probed
 
+        async def problem() -> str | None:
+            return await anyio.to_thread.run_sync(unavailable_part, self.config, scope["path"])
+
         async def answer(start: Message, original: bytes) -> None:
             nonlocal answered_unavailable
-            problem = await anyio.to_thread.run_sync(unavailable_part, self.config, scope["path"])
-            if problem is None:
-                await send(start)
+            away = await problem()
+            if away is None:
+                await noting_start(start)
                 await send({"type": "http.response.body", "body": original})
                 return
-            text = f"{problem}; retry later"
-            body = json.dumps(  # flowscope's error shape and MLflow's, for either client
-                {
-                    "ok": False,
-                    "error": text,
-                    "status": 503,
-                    "error_code": "TEMPORARILY_UNAVAILABLE",
-                    "message": text,
-                }
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            await _send_unavailable(noting_start, away)
             answered_unavailable = True
 
         try:
-            await self.app(scope, receive, holding_send(send, hold, answer))
+            await self.app(scope, receive, holding_send(noting_start, hold, answer))
         except Exception as exc:
             # A handled 500 is raised again after it was answered, for the server's log;
             # once it was answered as a part away, the log line is this and the client's
-            # connection stays open for its retry.
+            # connection stays open for its retry. An error raised before any answer (a
+            # WSGI handler's, say an object store's client failing) is answered here.
             if not answered_unavailable:
-                raise
+                away = None if started else await problem()
+                if away is None:
+                    raise
+                await _send_unavailable(noting_start, away)
             logger.warning("%s %s: %s", scope.get("method"), scope.get("path"), first_line(exc))
+
+
+async def _send_unavailable(send: Send, problem: str) -> None:
+    text = f"{problem}; retry later"
+    body = json.dumps(  # flowscope's error shape and MLflow's, for either client
+        {
+            "ok": False,
+            "error": text,
+            "status": 503,
+            "error_code": "TEMPORARILY_UNAVAILABLE",
+            "message": text,
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 503,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", str(RETRY_AFTER_SECONDS).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -317,7 +317,6 @@ class Handle(Follower):
         self.delivery = Delivery(journal, courier.access, live=True)
         self.created = threading.Event()
         self._follow()
-        self.last_error: str | None = None
         self.started = time.monotonic()
         self.ended = False
         self.live = False
@@ -328,4 +327,3 @@ class Handle(Follower):
             self.ended = True
         self._appended()
         self.courier._wake.set()
-

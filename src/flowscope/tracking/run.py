@@ -401,6 +401,13 @@ class Run:
         wait = self.settings.flush_timeout if timeout is None else timeout
         return self._writer.wait_caught_up(wait)
 
+    def wait_delivery_failure(self, timeout: float) -> bool:
+        """Wait until a delivery attempt has failed and is being retried (the store away);
+        False if ``timeout`` ran out first. ``delivery_error`` then says why."""
+        if self._writer is None:
+            return False
+        return self._writer.wait_failing(timeout)
+
     # -- ending ------------------------------------------------------------------------
 
     def end(self, status: str | None = None, *, timeout: float | None = None) -> bool:

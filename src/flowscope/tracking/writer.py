@@ -37,7 +37,27 @@ class Follower:
         """Set up the events (called by each deliverer's constructor)."""
         self.finished = threading.Event()
         self.caught_up = threading.Event()
+        self.failing = threading.Event()  # set while delivery attempts fail
+        self._last_error: str | None = None
         self._progress_lock = threading.Lock()
+
+    @property
+    def last_error(self) -> str | None:
+        """Why the last delivery attempt failed, while attempts fail; else None."""
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, error: str | None) -> None:
+        self._last_error = error
+        if error is None:
+            self.failing.clear()
+        else:
+            self.failing.set()
+
+    def wait_failing(self, timeout: float) -> bool:
+        """Wait until a delivery attempt has failed (the store away); False if ``timeout``
+        ran out first. A test's explicit moment for "the outage has been met"."""
+        return self.failing.wait(timeout)
 
     def _appended(self) -> None:
         with self._progress_lock:  # after the record's append: a later check sees it
@@ -68,7 +88,6 @@ class Writer(Follower):
         self.max_backoff = max_backoff
         self.created = threading.Event()  # the run exists, or a first attempt failed
         self._follow()
-        self.last_error: str | None = None
         self._wake = threading.Event()
         self._thread = threading.Thread(
             target=self._loop, name=f"flowscope-writer-{journal.local_id[:8]}", daemon=True
