@@ -4,10 +4,10 @@ Redis), and helpers that start real ``flowscope worker`` and ``flowscope ui`` pr
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +16,7 @@ import pytest
 
 from flowscope.config import Settings
 from flowscope.jobs import JobQueue, TrainRequest, submit_training
+from flowscope.jobs.work import TEST_HOLD_JOBS_ENV
 from tests.conftest import make_settings
 
 REDIS_URL = os.environ.get("FLOWSCOPE_TEST_REDIS", "redis://127.0.0.1:6379/0")
@@ -126,15 +127,75 @@ def workers() -> Iterator[list[Worker]]:
         worker.kill()
 
 
-def wait_for_file(path: Path, process: subprocess.Popen[bytes], log: Path) -> str:
-    """The content of ``path`` once the process under test has written it (the moment it
-    reached its hold); fails at once if the process died instead."""
-    deadline = time.monotonic() + 120
-    while not path.exists():
-        assert process.poll() is None, f"the process exited; see {log}"
-        assert time.monotonic() < deadline, f"{path.name} never appeared; see {log}"
-        time.sleep(0.05)
-    return path.read_text()
+# Only a safety net, for a job that neither reaches its hold nor dies: the test waits for
+# the job's own line (or its process's death), never for this.
+HOLD_SAFETY_LIMIT = 120.0
+
+
+class JobHold:
+    """The test's end of :data:`TEST_HOLD_JOBS_ENV`: a FIFO in ``folder``, open for reading
+    from the start (so the select below sees the writers' lines), on which each training job
+    of a process started with :attr:`env` says that its run exists and then holds, until
+    :meth:`release`."""
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder / "jobs-started.fifo"
+        os.mkfifo(self.path)
+        # non-blocking: a blocking open for reading would wait for the first writer
+        self._fd: int | None = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        self._partial = b""
+        self.run_ids: dict[str, str] = {}  # job id -> run id, as the held jobs reported them
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {TEST_HOLD_JOBS_ENV: str(self.path)}
+
+    def wait_started(self, job_id: str, process: subprocess.Popen[bytes], log: Path) -> str:
+        """The run id of ``job_id`` once the job holds in ``process``; fails at once when
+        ``process`` dies first."""
+        assert self._fd is not None, "the hold was released"
+        pidfd = os.pidfd_open(process.pid)
+        try:
+            while job_id not in self.run_ids:
+                ready, _, _ = select.select([self._fd, pidfd], [], [], HOLD_SAFETY_LIMIT)
+                if self._fd in ready:
+                    self._read(job_id, log)
+                elif pidfd in ready:
+                    pytest.fail(
+                        f"the process running job {job_id} exited with {process.wait()} "
+                        f"before the job reached its hold; see {log}"
+                    )
+                else:
+                    pytest.fail(
+                        f"job {job_id} did not reach its hold in {HOLD_SAFETY_LIMIT:.0f} s "
+                        f"and its process still runs; see {log}"
+                    )
+        finally:
+            os.close(pidfd)
+        return self.run_ids[job_id]
+
+    def _read(self, job_id: str, log: Path) -> None:
+        assert self._fd is not None
+        chunk = os.read(self._fd, 4096)
+        if not chunk:  # every writer closed: each job that reported has died
+            pytest.fail(f"the jobs holding let go before job {job_id} reported; see {log}")
+        *lines, self._partial = (self._partial + chunk).split(b"\n")
+        for line in lines:
+            held, _, run_id = line.decode().partition(" ")
+            self.run_ids[held] = run_id
+
+    def release(self) -> None:
+        """Close the test's end: every held job goes on, and later ones do not hold."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+@pytest.fixture
+def job_hold(tmp_path: Path) -> Iterator[JobHold]:
+    hold = JobHold(tmp_path)
+    yield hold
+    hold.release()
 
 
 @pytest.fixture

@@ -171,28 +171,27 @@ def test_a_job_whose_worker_on_another_machine_went_silent_ends_failed(
     settings: Settings,
 ) -> None:
     import json
-    import time
 
-    from flowscope.jobs.state import STALE_AFTER
+    from flowscope.jobs.state import STALE_AFTER, JobStore
 
     queue = JobQueue(settings)
     [job_id] = submit(settings, queue)
-    storage = queue.huey.storage
-    # as a worker on another machine writes them: the claim, and a heartbeat long ago
-    long_ago = time.time() - STALE_AFTER - 1
-    claim = {"action": "start", "worker": "elsewhere.example:4242", "at": long_ago}
-    beat = {"fraction": 0.2, "message": "training", "run_ids": [], "beat": long_ago}
-    storage.put_if_empty(f"fs.job:{job_id}:claim", json.dumps(claim).encode())
-    storage.put_data(f"fs.job:{job_id}:progress", json.dumps(beat).encode())
-    job = queue.get(job_id)
+    now = 1_000_000.0
+    store = JobStore(queue.huey.storage, clock=lambda: now)
+    # as a worker on another machine writes them: its claim, then its last heartbeat
+    claim = {"action": "start", "worker": "elsewhere.example:4242", "at": now}
+    queue.huey.storage.put_if_empty(f"fs.job:{job_id}:claim", json.dumps(claim).encode())
+    store.progress(job_id, 0.2, "training")
+    now += STALE_AFTER  # silent for exactly that long: still alive
+    assert store.get(job_id).state == "running"
+    now += 1
+    job = store.get(job_id)
     assert job.state == "failed"
-    assert job.error and "elsewhere.example:4242" in job.error and "no heartbeat" in job.error
-    # a fresh heartbeat from that machine would have kept it running
-    [other] = submit(settings, queue)
-    claim["at"] = beat["beat"] = time.time()
-    storage.put_if_empty(f"fs.job:{other}:claim", json.dumps(claim).encode())
-    storage.put_data(f"fs.job:{other}:progress", json.dumps(beat).encode())
-    assert queue.get(other).state == "running"
+    assert job.error and "elsewhere.example:4242" in job.error
+    assert f"no heartbeat for {STALE_AFTER + 1:.0f} s" in job.error
+    now += 3600
+    assert store.get(job_id).state == "failed"  # ended once, for everyone
+    assert queue.get(job_id).error == job.error
 
 
 def test_the_train_form_queues_a_job_per_model_and_each_run_names_the_uploaded_file(

@@ -9,7 +9,6 @@ import select
 import signal
 import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ from mlflow import MlflowClient
 from flowscope.config import Settings
 from flowscope.jobs import JobQueue
 from flowscope.jobs.work import JOB_TAG
-from tests.jobs.conftest import Worker, submit, wait_for_file
+from tests.jobs.conftest import JobHold, Worker, submit
 from tests.servers import FlowscopeServer
 
 pytestmark = pytest.mark.slow
@@ -85,17 +84,15 @@ def test_a_worker_killed_mid_job_leaves_it_failed_and_the_rest_run(
     processes: int,
     settings_for: Callable[..., Settings],
     workers: list[Worker],
-    tmp_path: Path,
+    job_hold: JobHold,
 ) -> None:
     settings = settings_for(backend)
-    hold = tmp_path / "hold"
-    hold.mkdir()
     queue = JobQueue(settings)
     [first] = submit(settings, queue, seed=1)
     [second] = submit(settings, queue, seed=2)
-    worker = Worker(settings, processes=processes, _FLOWSCOPE_TEST_HOLD_JOBS=str(hold))
+    worker = Worker(settings, processes=processes, **job_hold.env)
     workers.append(worker)
-    run_id = wait_for_file(hold / f"{first}.started", worker.process, worker.log)
+    run_id = job_hold.wait_started(first, worker.process, worker.log)
     held = queue.get(first)
     assert held.state == "running" and held.worker is not None
     if processes == 1:
@@ -107,9 +104,9 @@ def test_a_worker_killed_mid_job_leaves_it_failed_and_the_rest_run(
     assert failed.error and "stopped before it finished" in failed.error
     client = MlflowClient(settings.tracking_uri)
     assert client.get_run(run_id).info.status == "KILLED"
-    (hold / f"{second}.release").touch()
+    job_hold.release()  # the second job goes on where it held (two processes)
     if processes == 1:
-        workers.append(Worker(settings, processes=1, _FLOWSCOPE_TEST_HOLD_JOBS=str(hold)))
+        workers.append(Worker(settings, processes=1))
     assert queue.wait(second, 300).state == "succeeded"
     assert queue.get(first).state == "failed"
     runs = runs_by_job(settings)
@@ -118,11 +115,9 @@ def test_a_worker_killed_mid_job_leaves_it_failed_and_the_rest_run(
 
 
 def test_jobs_queued_before_the_dashboard_restarts_still_run(
-    settings_for: Callable[..., Settings], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    settings_for: Callable[..., Settings], job_hold: JobHold
 ) -> None:
     settings = settings_for("sqlite")
-    hold = tmp_path / "hold"
-    hold.mkdir()
     shared = {
         "workbench_dir": str(settings.workbench_dir),
         "artifacts_dir": str(settings.artifacts_dir),
@@ -130,7 +125,7 @@ def test_jobs_queued_before_the_dashboard_restarts_still_run(
         "sync_on_start": "false",
     }
 
-    def dashboard() -> FlowscopeServer:
+    def dashboard(env: dict[str, str]) -> FlowscopeServer:
         return FlowscopeServer(
             settings.workbench_dir.parent / "ui",
             settings.tracking_uri,
@@ -138,10 +133,10 @@ def test_jobs_queued_before_the_dashboard_restarts_still_run(
             health_path="/jobs.json",
             settings=shared,
             name="dashboard",
+            env=env,
         )
 
-    monkeypatch.setenv("_FLOWSCOPE_TEST_HOLD_JOBS", str(hold))
-    first_ui = dashboard()
+    first_ui = dashboard(job_hold.env)
     first_ui.start()
     try:
         body = {
@@ -153,11 +148,11 @@ def test_jobs_queued_before_the_dashboard_restarts_still_run(
         answer = httpx.post(f"{first_ui.url}/api/jobs", json=body, timeout=60)
         assert answer.status_code == 201, answer.text
         held, *queued = answer.json()["job_ids"]
-        wait_for_file(hold / f"{held}.started", first_ui.process, first_ui.root / "dashboard.log")
+        assert first_ui.process is not None
+        job_hold.wait_started(held, first_ui.process, first_ui.root / "dashboard.log")
     finally:
         first_ui.stop()  # SIGKILL: the dashboard and the job it was running die together
-    monkeypatch.delenv("_FLOWSCOPE_TEST_HOLD_JOBS")
-    second_ui = dashboard()
+    second_ui = dashboard({})
     second_ui.start()
     try:
         for job_id in queued:

@@ -101,9 +101,17 @@ def _is_zombie(pid: int) -> bool:
 class JobStore:
     """The jobs in one queue's storage (``huey.storage``)."""
 
-    def __init__(self, storage: Any, on_lost: Callable[[Job], None] | None = None) -> None:
+    def __init__(
+        self,
+        storage: Any,
+        on_lost: Callable[[Job], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.storage = storage
         self.on_lost = on_lost  # told of a job found dead (its runs are ended there)
+        # what "now" is, in seconds since the epoch, for the times this store writes and
+        # for judging heartbeats stale; a test passes one it sets itself
+        self.clock = clock
 
     # -- writing -------------------------------------------------------------------------
 
@@ -123,16 +131,16 @@ class JobStore:
 
     def claim(self, job_id: str) -> bool:
         """Take the job to run it here; False when it was taken or cancelled before."""
-        claim = {"action": "start", "worker": worker_identity(), "at": time.time()}
+        claim = {"action": "start", "worker": worker_identity(), "at": self.clock()}
         return bool(self.storage.put_if_empty(self._key(job_id, "claim"), _dump(claim)))
 
     def cancel(self, job_id: str, user: str) -> bool:
         """Cancel a queued job; False when a worker took it first (or it was cancelled)."""
         self.get(job_id)  # an unknown job is a 404
-        claim = {"action": "cancel", "user": user, "at": time.time()}
+        claim = {"action": "cancel", "user": user, "at": self.clock()}
         if not self.storage.put_if_empty(self._key(job_id, "claim"), _dump(claim)):
             return False
-        self._end(job_id, {"state": "cancelled", "error": None, "at": time.time()})
+        self._end(job_id, {"state": "cancelled", "error": None, "at": self.clock()})
         return True
 
     def progress(
@@ -146,19 +154,19 @@ class JobStore:
                 "fraction": max(0.0, min(fraction, 1.0)),
                 "message": message,
                 "run_ids": run_ids if run_ids is not None else previous.get("run_ids", []),
-                "beat": time.time(),
+                "beat": self.clock(),
             },
         )
 
     def beat(self, job_id: str) -> None:
         """The worker is alive: refresh the heartbeat, keeping the rest."""
         previous = self._get(job_id, "progress") or {"fraction": 0.0, "message": "", "run_ids": []}
-        self._put(job_id, "progress", {**previous, "beat": time.time()})
+        self._put(job_id, "progress", {**previous, "beat": self.clock()})
 
     def finish(self, job_id: str, state: str, **outcome: Any) -> bool:
         """End the job (``succeeded`` or ``failed``) with ``run_ids``, ``best_run_id``,
         ``metrics``, ``error``, ``registered``; False when it had ended already."""
-        return self._end(job_id, {"state": state, "at": time.time(), **outcome})
+        return self._end(job_id, {"state": state, "at": self.clock(), **outcome})
 
     def _end(self, job_id: str, end: dict[str, Any]) -> bool:
         return bool(self.storage.put_if_empty(self._key(job_id, "end"), _dump(end)))
@@ -193,7 +201,7 @@ class JobStore:
         """A running job whose worker is gone ends as failed, here and for everyone."""
         if job.state != "running" or job.worker is None:
             return job
-        silent_for = time.time() - (job.heartbeat or job.started or job.created)
+        silent_for = self.clock() - (job.heartbeat or job.started or job.created)
         if _process_gone(job.worker):
             reason = f"the worker running it ({job.worker}) stopped before it finished"
         elif silent_for > STALE_AFTER:

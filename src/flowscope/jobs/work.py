@@ -4,8 +4,10 @@ goes. A job that fails ends failed with the reason, its run marked FAILED by the
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import select
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,11 +22,13 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 JOB_TAG = "flowscope.job"
-# Fault injection for tests, read by the worker process alone: with this set to a folder,
-# a training job writes ``<folder>/<job id>.started`` (holding its run id) once its run
-# exists, then waits until ``<folder>/<job id>.release`` exists: the moment a test kills
-# its worker, or lets it go on.
-_HOLD_ENV = "_FLOWSCOPE_TEST_HOLD_JOBS"
+# Test-only fault injection, read by the process running a job alone. When this variable
+# names a FIFO that a test holds open for reading, a training job whose run exists writes
+# ``<job id> <run id>`` as one line to it and then holds until the test closes its end: the
+# moment a test kills the job's worker, or lets it go on. With nobody reading the FIFO the
+# job goes on at once. An environment variable, not a setting: no user has a reason to set
+# it, and an unset one costs one lookup per training job.
+TEST_HOLD_JOBS_ENV = "_FLOWSCOPE_TEST_HOLD_JOBS_FIFO"
 
 
 def run_job(settings: Settings, store: JobStore, job_id: str) -> None:
@@ -111,13 +115,31 @@ def _started(settings: Settings, store: JobStore, job: Job, run: Run) -> None:
     store.progress(
         job.job_id, 0.2, f"training {job.request['model_type']}", [run_id] if run_id else []
     )
-    hold = os.environ.get(_HOLD_ENV)
-    if hold:
-        folder = Path(hold)
-        (folder / f"{job.job_id}.started").write_text(str(run_id))
-        release = folder / f"{job.job_id}.release"
-        while not release.exists():
-            threading.Event().wait(0.05)
+    fifo = os.environ.get(TEST_HOLD_JOBS_ENV)
+    if fifo:
+        _report_and_hold(Path(fifo), f"{job.job_id} {run_id}")
+
+
+def _report_and_hold(fifo: Path, line: str) -> None:
+    """Write ``line`` to the test's FIFO, then hold until the test closes its reading end
+    (:data:`TEST_HOLD_JOBS_ENV`); go on at once when nobody reads it."""
+    try:
+        # non-blocking, so that a FIFO nobody reads is an error (ENXIO) rather than a wait
+        fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:
+            return
+        raise
+    try:
+        os.set_blocking(fd, True)
+        os.write(fd, f"{line}\n".encode())  # one short write: whole, never interleaved
+        waiting = select.poll()
+        waiting.register(fd, 0)  # only POLLERR: a pipe's writer gets it when its reader closes
+        waiting.poll()
+    except BrokenPipeError:  # the test closed its end first: nothing to hold for
+        pass
+    finally:
+        os.close(fd)
 
 
 def _tune(settings: Settings, store: JobStore, job: Job) -> dict[str, Any]:
