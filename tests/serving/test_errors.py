@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 import warnings
 from collections.abc import Iterator
 from typing import Any
@@ -162,7 +161,8 @@ def test_body_over_the_limit_is_refused_before_parsing(registry: Registry) -> No
 def test_beyond_the_concurrency_limit_a_503_with_retry_after(registry: Registry) -> None:
     name = registry.fresh("random_forest")
     app = create_serving_app(registry.using(serve_max_concurrency=1, monitor=False), f"{name}/1")
-    release = threading.Event()
+    admitted, release = threading.Event(), threading.Event()
+    app.state.service.on_admit = admitted.set
     slow: dict[str, Any] = {}
 
     def slow_body() -> Iterator[bytes]:
@@ -177,10 +177,8 @@ def test_beyond_the_concurrency_limit_a_503_with_retry_after(registry: Registry)
 
         holder = threading.Thread(target=hold_the_slot)
         holder.start()
-        deadline = time.monotonic() + 20
-        while "flowscope_requests_in_flight 1" not in http.get("/metrics").text:
-            assert time.monotonic() < deadline, "the slow request was never admitted"
-            time.sleep(0.02)
+        assert admitted.wait(20), "the slow request was never admitted"
+        assert "flowscope_requests_in_flight 1" in http.get("/metrics").text
         refused = http.post("/predict", json={"x0": 1})
         release.set()
         holder.join(60)

@@ -46,13 +46,6 @@ def _request_ids(settings: Settings, runs: list[Any], folder: Path) -> Counter[s
     return found
 
 
-def _wait_for(condition: Any, seconds: float = 30.0) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
-
-
 def test_a_killed_helper_is_replaced_and_loses_no_window(
     registry: Registry, tmp_path: Path
 ) -> None:
@@ -74,14 +67,15 @@ def test_a_killed_helper_is_replaced_and_loses_no_window(
         for row in rows[:45]:
             predict(row)
         # the monitor's thread has handed the four closed windows to the stopped helper
-        _wait_for(lambda: _handed_over(monitor) == 4)
+        assert monitor.wait_for(lambda: _handed_over(monitor) == 4, 60), _handed_over(monitor)
         stats = monitor.stats()
         assert stats["buffered_predictions"] == 45 and stats["runs_written"] == 0
         os.kill(first, signal.SIGKILL)
-        _wait_for(lambda: monitor.helper_pid != first)
+        assert monitor.wait_for(lambda: monitor.helper_pid != first, 60), "never replaced"
         for row in rows[45:100]:
             predict(row)
-        _wait_for(lambda: monitor.stats()["helper_ready"] == 1)  # the new one is warmed up
+        # the new one is warmed up
+        assert monitor.wait_for(lambda: monitor.stats()["helper_ready"] == 1, 60), "not ready"
         metrics = client.get("/metrics").text
     assert "flowscope_monitor_helper_restarts 1" in metrics
     assert "flowscope_monitor_helper_ready 1" in metrics
@@ -212,9 +206,11 @@ def test_a_burst_of_per_request_runs_while_the_helper_is_stalled(registry: Regis
         os.kill(helper, signal.SIGSTOP)
         for row in rows:
             assert client.post("/predict", json=row).status_code == 200
-        _wait_for(lambda: _handed_over(monitor) > 0)  # windows reach the stopped helper
+        # windows reach the stopped helper
+        assert monitor.wait_for(lambda: _handed_over(monitor) > 0, 60), "none handed over"
         os.kill(helper, signal.SIGCONT)
-        _wait_for(lambda: monitor.stats()["runs_written"] == len(rows), seconds=120)
+        written = monitor.wait_for(lambda: monitor.stats()["runs_written"] == len(rows), 120)
+        assert written, monitor.stats()
         assert monitor.stats()["buffered_predictions"] == 0
     runs = inference_runs(settings, name)
     assert len(runs) == len(rows) and all(run.data.metrics["samples"] == 1 for run in runs)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -32,21 +30,47 @@ def test_alias_moves_under_concurrent_load_with_zero_failed_requests(registry: R
     app = create_serving_app(settings, f"{name}@champion")
     stop = threading.Event()
     answers: list[list[tuple[int, int, str, list[float]]]] = [[] for _ in range(6)]
+    answered = threading.Condition()  # told of every answer, and of a client that ends
+    ended: list[int] = []
 
     def client_loop(slot: int, base_url: str) -> None:
-        with httpx.Client(base_url=base_url, timeout=30) as http:
-            index = slot
-            while not stop.is_set():
-                row = index % len(rows)
-                answer = http.post("/predict", json=rows[row])
-                body: dict[str, Any] = answer.json()
-                probabilities = (
-                    list(body["predictions"][0]["probabilities"].values())
-                    if (answer.status_code == 200)
-                    else []
-                )
-                answers[slot].append((answer.status_code, row, body.get("version"), probabilities))
-                index += len(answers)
+        try:
+            with httpx.Client(base_url=base_url, timeout=30) as http:
+                index = slot
+                while not stop.is_set():
+                    row = index % len(rows)
+                    answer = http.post("/predict", json=rows[row])
+                    body: dict[str, Any] = answer.json()
+                    probabilities = (
+                        list(body["predictions"][0]["probabilities"].values())
+                        if (answer.status_code == 200)
+                        else []
+                    )
+                    with answered:
+                        answers[slot].append(
+                            (answer.status_code, row, body.get("version"), probabilities)
+                        )
+                        answered.notify_all()
+                    index += len(answers)
+        finally:
+            with answered:
+                ended.append(slot)
+                answered.notify_all()
+
+    def wait_until_each_has(version: str, count: int) -> None:
+        """Until every client has been answered ``count`` times by ``version``; a client
+        that stops first (its request failed) fails the test at once."""
+        with answered:
+            answered.wait_for(
+                lambda: (
+                    bool(ended)
+                    or all(sum(a[2] == version for a in slot) >= count for slot in answers)
+                ),
+                60,  # a safety net: the clients are answered many times a second
+            )
+            assert not ended, f"client {ended} stopped"
+            counts = [sum(a[2] == version for a in slot) for slot in answers]
+        assert min(counts) >= count, f"answers by version {version}: {counts}"
 
     with LiveServer(app) as server:
         threads = [
@@ -55,15 +79,10 @@ def test_alias_moves_under_concurrent_load_with_zero_failed_requests(registry: R
         for thread in threads:
             thread.start()
         try:
-            _wait_until(
-                lambda: all(sum(a[2] == "1" for a in slot) >= 5 for slot in answers),
-                "every client has been answered by version 1",
-            )
+            wait_until_each_has("1", 5)
             registry.client.set_registered_model_alias(name, "champion", "2")
-            _wait_until(
-                lambda: all(sum(a[2] == "2" for a in slot) >= 20 for slot in answers),
-                "every client has been answered by version 2 a while",
-            )
+            assert app.state.service.holder.wait_for_version("2", 60), "never reloaded"
+            wait_until_each_has("2", 20)  # and a while after
         finally:
             stop.set()
             for thread in threads:
@@ -97,16 +116,8 @@ def test_a_pinned_version_is_never_reloaded(registry: Registry) -> None:
         TestClient(create_serving_app(settings, f"{name}@champion")) as follower,
     ):
         registry.register(name, registry.run_ids["lightgbm"], alias="champion")  # version 2
-        _wait_until(
-            lambda: follower.post("/predict", json=row).json()["version"] == "2",
-            "the follower has moved to version 2",
-        )
+        following = follower.app.state.service.holder  # type: ignore[attr-defined]
+        assert following.wait_for_version("2", 60), "the follower never moved to version 2"
+        assert follower.post("/predict", json=row).json()["version"] == "2"
         answer = pinned.post("/predict", json=row).json()
     assert answer["version"] == "1"
-
-
-def _wait_until(condition: Callable[[], bool], what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        time.sleep(0.05)

@@ -9,7 +9,6 @@ import json
 import re
 import signal
 import threading
-import time
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -302,8 +301,11 @@ def test_ping_answers_while_every_prediction_slot_is_taken(registry: Registry) -
         release.wait(30)
         yield json.dumps(records(iris_features().head(1))).encode() + b"}"
 
+    app = create_serving_app(settings, f"{name}@champion")
+    admitted = threading.Event()
+    app.state.service.on_admit = admitted.set
     with (
-        LiveServer(create_serving_app(settings, f"{name}@champion")) as server,
+        LiveServer(app) as server,
         httpx.Client(base_url=server.url, timeout=30) as http,
     ):
 
@@ -313,10 +315,8 @@ def test_ping_answers_while_every_prediction_slot_is_taken(registry: Registry) -
         holder = threading.Thread(target=hold_the_slot)
         holder.start()
         try:
-            deadline = time.monotonic() + 30
-            while "flowscope_requests_in_flight 1" not in http.get("/metrics").text:
-                assert time.monotonic() < deadline, "the slow request was never admitted"
-                time.sleep(0.02)
+            assert admitted.wait(30), "the slow request was never admitted"
+            assert "flowscope_requests_in_flight 1" in http.get("/metrics").text
             ping = http.get("/ping")
             busy = http.post("/invocations", json={"inputs": records(iris_features().head(1))})
         finally:
@@ -386,7 +386,5 @@ def test_mlflows_scoring_client_against_a_real_flowscope_serve(
     assert run.data.metrics["samples"] == sum(len(frame) for frame in sent)
     assert run.data.metrics["requests"] == len(sent)
     assert run.data.metrics["errors"] == 1
-    expected = Counter(
-        row for frame in sent for row in map(tuple, frame.itertuples(index=False))
-    )
+    expected = Counter(row for frame in sent for row in map(tuple, frame.itertuples(index=False)))
     assert _logged_inputs(registry, [run], tmp_path) == expected

@@ -12,12 +12,12 @@ import argparse
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import flowscope
 from flowscope.config import load_settings
 from flowscope.tracking.opening import TEST_HOLD_CREATION_ENV
+from tests.moments import ProcessEnded, make_fifo, open_to_read, read_line
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,40 +36,48 @@ def environment(root: Path, tracking_uri: str) -> dict[str, str]:
 
 
 def holding_creation(env: dict[str, str], marker: Path) -> dict[str, str]:
-    """``env`` for a process that stops in the middle of creating a new store and writes
-    ``marker`` then (see :func:`wait_until_held` and :func:`release`)."""
+    """``env`` for a process that stops in the middle of creating a new store and says so on
+    the FIFO ``marker``, made here with its release FIFO (see :func:`wait_until_held` and
+    :func:`release`)."""
+    make_fifo(marker)
+    make_fifo(Path(f"{marker}.release"))
     return {**env, TEST_HOLD_CREATION_ENV: str(marker)}
 
 
 def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    """``python -m tests.tracking.workers ARGS``; its stdin is a pipe that nothing writes,
+    which a process told to hang reads until the test ends it (or the test is gone)."""
     return subprocess.Popen(
         [sys.executable, "-m", "tests.tracking.workers", *args],
         cwd=ROOT,
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
 
 
-def wait_until_held(process: subprocess.Popen[str], marker: Path, seconds: float = 120) -> None:
-    """Wait until ``process`` stands in the middle of creating the store; a process that
-    ends first, or a deadline passed, fails the test."""
-    deadline = time.monotonic() + seconds
-    while not marker.exists():
-        if process.poll() is not None:
-            _, err = process.communicate()
-            raise AssertionError(
-                f"the process ended (exit code {process.returncode}) without stopping in the "
-                f"middle of creating the store:\n{err[-3000:]}"
-            )
-        assert time.monotonic() < deadline, "the process never began creating the store"
-        time.sleep(0.02)
+def wait_until_held(process: subprocess.Popen[str], marker: Path) -> None:
+    """Block until ``process`` stands in the middle of creating the store (it writes its
+    id to ``marker``); a process that ends first fails the test at once."""
+    told = open_to_read(marker)
+    try:
+        line = read_line(told, [process], "it began creating the store")
+    except ProcessEnded:
+        _, err = process.communicate()
+        raise AssertionError(
+            f"the process ended (exit code {process.returncode}) without stopping in the "
+            f"middle of creating the store:\n{err[-3000:]}"
+        ) from None
+    finally:
+        os.close(told)
+    assert line == str(process.pid), line
 
 
 def release(marker: Path) -> None:
     """Let a process held by :func:`holding_creation` go on creating the store."""
-    Path(f"{marker}.release").touch()
+    Path(f"{marker}.release").write_text("go\n")
 
 
 def log_points(task: str, run_name: str, steps: int, metrics: int, then: str) -> None:
@@ -82,7 +90,8 @@ def log_points(task: str, run_name: str, steps: int, metrics: int, then: str) ->
         run.log_metrics({f"m{i}": step * 1000 + i for i in range(metrics)}, step=step)
     print("logged", flush=True)
     if then == "hang":
-        time.sleep(3600)  # until the parent kills it (bounded, should the test fail first)
+        sys.stdin.read()  # until the test kills it; should the test be gone first, EOF
+        os._exit(4)
     ok = run.end()
     print("delivered" if ok else "pending", run.run_id, flush=True)
     sys.exit(0 if ok else 3)

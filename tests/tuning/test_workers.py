@@ -7,7 +7,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
@@ -16,18 +15,11 @@ from mlflow import MlflowClient
 
 import flowscope
 from tests.conftest import make_settings
+from tests.moments import ProcessEnded, make_fifo, open_to_read, read_line
 from tests.tuning.conftest import study_runs
 
 HANG_TRIAL = 3
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _wait_for(condition, what: str, deadline: float = 180.0) -> None:  # type: ignore[no-untyped-def]
-    limit = time.monotonic() + deadline
-    while not condition():
-        if time.monotonic() > limit:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 @pytest.mark.slow
@@ -36,7 +28,8 @@ def test_three_workers_share_one_study_and_a_killed_workers_trial_fails(
     postgres_database: str, optuna_postgres: str, tmp_path: Path
 ) -> None:
     MlflowClient(postgres_database).search_experiments()  # the tracking store exists first
-    marker = tmp_path / "hanging.pid"
+    marker = make_fifo(tmp_path / "hanging.pid")  # the hanging trial's worker writes its pid
+    told = open_to_read(marker)
     command = [
         sys.executable, "-m", "tests.tuning.workers",
         "--tracking-uri", postgres_database, "--root", str(tmp_path),
@@ -48,14 +41,11 @@ def test_three_workers_share_one_study_and_a_killed_workers_trial_fails(
         subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT) for log in logs
     ]
     try:
-        _wait_for(
-            lambda: (
-                (marker.exists() and marker.read_text())
-                or all(worker.poll() is not None for worker in workers)
-            ),
-            "the hanging trial",
-        )
-        pid = int(marker.read_text())
+        try:
+            pid = int(read_line(told, workers, "the hanging trial began"))
+        except ProcessEnded as ended:
+            log = tmp_path / f"worker-{workers.index(ended.process)}.log"
+            raise AssertionError(f"{ended}:\n{log.read_text()[-3000:]}") from None
         killed = next(worker for worker in workers if worker.pid == pid)
         os.kill(pid, signal.SIGKILL)
         killed.wait(timeout=60)
@@ -69,6 +59,7 @@ def test_three_workers_share_one_study_and_a_killed_workers_trial_fails(
                 worker.kill()
         for log in logs:
             log.close()
+        os.close(told)
 
     study = optuna.load_study(study_name="shared", storage=optuna_postgres)
     trials = study.get_trials()

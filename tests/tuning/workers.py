@@ -41,8 +41,8 @@ def main() -> None:
         x = trial.suggest_float("x", -10, 10)
         trial.report(x, 0)
         if trial.number == args.hang_trial:
-            # tell the test which process to kill, then wait for it
-            args.marker.write_text(str(os.getpid()))
+            # tell the test (on its FIFO) which process to kill, then wait for it
+            args.marker.write_text(f"{os.getpid()}\n")
             threading.Event().wait()
         return (x - 2) ** 2
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from flowscope.serving.packing import pack
@@ -56,6 +57,8 @@ class InferenceMonitor:
         self._deadline = 0.0  # monotonic, set by close()
         self._delivered = False
         self._cpu_seconds = 0.0  # the monitor thread's own CPU time, for /metrics
+        self._pass_ended = threading.Condition()  # see wait_for()
+        self._ended = False  # the thread is done: no pass will come
         self.dropped = 0
         sink = HelperSink if settings.monitor_process else ThreadSink
         self._sink = sink(settings, self._written)
@@ -136,6 +139,12 @@ class InferenceMonitor:
 
     def _loop(self) -> None:
         """The monitor's thread: the only one that touches the sink, its end included."""
+        try:
+            self._passes()
+        finally:
+            self._passed(ended=True)  # a waiter learns at once that no pass will come
+
+    def _passes(self) -> None:
         while True:
             deadline = self._window_start + self.settings.monitor_window_seconds
             self._wake.wait(min(max(deadline - time.time(), 0.0), _POLL))
@@ -159,6 +168,24 @@ class InferenceMonitor:
             except Exception:
                 logger.exception("flowscope: the inference monitor's upkeep failed")
             self._cpu_seconds = time.thread_time()
+            self._passed()
+
+    def _passed(self, ended: bool = False) -> None:
+        with self._pass_ended:
+            self._ended = ended
+            self._pass_ended.notify_all()
+
+    def wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
+        """Wait until ``condition()`` holds, checked now and after each pass of the
+        monitor's thread (where windows close, are handed over and acknowledged, and a
+        dead helper is replaced); False if it still does not after ``timeout`` seconds
+        or once the thread has ended. For a test that acts at such a moment.
+
+        >>> monitor.wait_for(lambda: monitor.stats()["runs_written"] >= 1, 60)  # doctest: +SKIP
+        """
+        with self._pass_ended:
+            self._pass_ended.wait_for(lambda: condition() or self._ended, timeout)
+            return condition()
 
     def _pack(self) -> None:
         """Pack the open window's new observations (see :mod:`~.packing`)."""

@@ -64,6 +64,23 @@ class ModelHolder:
 
     def __init__(self, model: ServedModel) -> None:
         self.current = model
+        self._replaced = threading.Condition()
+
+    def replace(self, model: ServedModel) -> None:
+        """Answer new requests with ``model`` from now on."""
+        with self._replaced:
+            self.current = model
+            self._replaced.notify_all()
+
+    def wait_for_version(self, version: str, timeout: float) -> bool:
+        """Wait until ``version`` answers new requests (a reload after the alias moved);
+        False if it does not within ``timeout`` seconds. For a test that acts once the
+        service has followed the alias.
+
+        >>> service.holder.wait_for_version("2", timeout=60)  # doctest: +SKIP
+        """
+        with self._replaced:
+            return self._replaced.wait_for(lambda: self.current.version == version, timeout)
 
 
 class AliasWatcher:
@@ -102,7 +119,7 @@ class AliasWatcher:
         if version == old.version:
             return False
         new = await in_daemon_thread(load_served_model, self.settings, self.ref, version)
-        self.holder.current = new
+        self.holder.replace(new)
         logger.warning(
             "flowscope serve: %s moved from version %s to %s; now answering with %s",
             self.ref,

@@ -138,6 +138,9 @@ class PredictionService:
         self.batcher: MicroBatcher | None = None
         self.watcher: AliasWatcher | None = None
         self.in_flight = 0
+        # Called on the event loop as each prediction request takes its slot, before its
+        # body is read: a test's hook to act while a request holds a slot.
+        self.on_admit: Callable[[], None] | None = None
 
     async def start(self) -> None:
         from flowscope.serving.monitor import InferenceMonitor
@@ -194,6 +197,8 @@ class PredictionService:
         model = self.holder.current
         status = 200
         try:
+            if self.on_admit is not None:
+                self.on_admit()
             columns, extra = await parse(request, model)
             rows = len(next(iter(columns.values()))) if columns else 0
             self.batcher.arriving -= 1

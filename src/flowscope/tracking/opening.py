@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -24,13 +23,15 @@ from flowscope.config import DATABASE_SCHEMES, Settings
 if TYPE_CHECKING:
     from mlflow.store.tracking.abstract_store import AbstractStore
 
-# Test-only fault injection. When this variable names a file, creating a new SQLite store
-# stops in the middle of MLflow's migrations, writes that file and waits until a file of the
-# same name plus ".release" appears (at most ten minutes), so that a test can kill the process,
-# or open the store from another one, at exactly that point instead of sleeping and hoping.
-# It is an environment variable read only there, not a setting: no user has a reason to set
-# it, a setting would be documented in the README and accepted from flowscope.yaml, and an
-# unset variable costs one lookup per store created.
+# Test-only fault injection. When this variable names a FIFO, creating a new SQLite store
+# stops in the middle of MLflow's migrations, writes its process id to that FIFO and blocks
+# until a line arrives on the FIFO of the same name plus ".release" (at most ten minutes, a
+# safety net should the test be gone), so that a test can kill the process, or open the
+# store from another one, at exactly that point instead of sleeping and hoping. The test
+# makes both FIFOs (tests/tracking/workers.py). It is an environment variable read only
+# there, not a setting: no user has a reason to set it, a setting would be documented in the
+# README and accepted from flowscope.yaml, and an unset variable costs one lookup per store
+# created.
 TEST_HOLD_CREATION_ENV = "_FLOWSCOPE_TEST_HOLD_STORE_CREATION"
 _HOLD_LIMIT = 600.0
 
@@ -156,14 +157,30 @@ def _held_mid_migrations_for_tests(draft: Path) -> Iterator[None]:
         if not statement.lstrip().upper().startswith(("INSERT", "UPDATE")):
             return
         held = True
-        Path(marker).write_text(f"{os.getpid()}\n")
-        release = Path(f"{marker}.release")
-        deadline = time.monotonic() + _HOLD_LIMIT
-        while not release.exists() and time.monotonic() < deadline:
-            time.sleep(0.01)
+        _tell_and_wait(marker)
 
     sa.event.listen(sa.engine.Engine, "after_cursor_execute", hold)
     try:
         yield
     finally:
         sa.event.remove(sa.engine.Engine, "after_cursor_execute", hold)
+
+
+def _tell_and_wait(marker: str) -> None:
+    """Write this process's id to the FIFO ``marker`` and block until the test writes a
+    line to ``marker.release`` (or closes it), at most :data:`_HOLD_LIMIT` seconds."""
+    import select
+
+    # the release end first: once told, the test can always write to it
+    release = os.open(f"{marker}.release", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        # read-write, which on Linux never blocks (fifo(7)) even before the test opens its
+        # end: the line waits in the FIFO, kept open until the release, for the test to read
+        told = os.open(marker, os.O_RDWR)
+        try:
+            os.write(told, f"{os.getpid()}\n".encode())
+            select.select([release], [], [], _HOLD_LIMIT)
+        finally:
+            os.close(told)
+    finally:
+        os.close(release)
