@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 from mlflow.exceptions import MlflowException
@@ -48,10 +48,18 @@ _CHUNK = 500
 # What the dashboard needs that MLflow's own indexes do not give: the runs table has no
 # index on experiment_id, so every query on one experiment scans the runs of all of them.
 # Prefixed ``flowscope_`` and built only on columns MLflow's migrations have never changed.
+# And latest_metrics is keyed (key, run_uuid): the best runs by a metric, or the first
+# page sorted by it, read every run's value and sort them all. Ordered by value, the top
+# ones are a short walk down the index, and the counts over all values read the index
+# alone (PostgreSQL's index-only scans) instead of the table.
 INDEXES = {
     "flowscope_runs_experiment": (
         "runs",
         "experiment_id, lifecycle_stage, start_time",
+    ),
+    "flowscope_latest_metrics_value": (
+        "latest_metrics",
+        "key, value, run_uuid, is_nan",
     ),
 }
 
@@ -194,25 +202,35 @@ def ordered_ids(
     order_by: Sequence[tuple[str, str, bool]],
     offset: int,
     limit: int,
+    *,
+    leading_values_only: bool = False,
 ) -> sa.Select[Any]:
     """Run ids in MLflow's order for ``order_by``, one page of them.
 
     As in ``_get_orderby_clauses``: every key sorts first on a CASE that puts missing values
     last (and NaN metrics just before them) whatever the direction, then on its value; then
     ``start_time DESC`` unless it was given, and ``run_uuid``.
+
+    ``leading_values_only`` (the first key a metric) keeps only the runs with a non-NaN
+    value of it, which that CASE puts first in the same order: the page is a walk down
+    the metric's value index instead of a sort of every run. It is the whole answer when
+    it fills the page (see :func:`page_of_ids`).
     """
     stmt: Any = sa.select(SqlRun.run_uuid).select_from(SqlRun)
     clauses: list[Any] = []
-    for key_type, key, ascending in order_by:
+    for position, (key_type, key, ascending) in enumerate(order_by):
         if key_type == "attribute":
             value = getattr(SqlRun, SqlRun.get_attribute_name(key))
             missing = sa.case((value.is_(None), 1), else_=0)
         else:
             entity: Any = {"metric": SqlLatestMetric, "parameter": SqlParam, "tag": SqlTag}
             joined = aliased(entity[key_type])
-            stmt = stmt.outerjoin(
-                joined, sa.and_(joined.run_uuid == SqlRun.run_uuid, joined.key == key)
-            )
+            on = sa.and_(joined.run_uuid == SqlRun.run_uuid, joined.key == key)
+            if leading_values_only and position == 0 and key_type == "metric":
+                stmt = stmt.join(joined, sa.and_(on, joined.is_nan == sa.false()))
+                clauses.append(joined.value if ascending else joined.value.desc())
+                continue
+            stmt = stmt.outerjoin(joined, on)
             value = joined.value
             if key_type == "metric":
                 missing = sa.case((joined.is_nan == sa.true(), 1), (value.is_(None), 2), else_=0)
@@ -223,6 +241,24 @@ def ordered_ids(
         clauses.append(SqlRun.start_time.desc())
     clauses.append(SqlRun.run_uuid)
     return stmt.where(*conditions).order_by(*clauses).offset(offset).limit(limit)
+
+
+def page_of_ids(
+    conn: sa.Connection,
+    conditions: Sequence[sa.ColumnElement[bool]],
+    order_by: Sequence[tuple[str, str, bool]],
+    offset: int,
+    limit: int,
+) -> list[str]:
+    """One page of :func:`ordered_ids`. Sorted by a metric first, the runs with a value of
+    it come first: when they fill the page it is read from them alone, and only a page
+    reaching past them sorts every run."""
+    if order_by and order_by[0][0] == "metric":
+        leading = ordered_ids(conditions, order_by, offset, limit, leading_values_only=True)
+        ids = list(conn.scalars(leading))
+        if len(ids) == limit:
+            return ids
+    return list(conn.scalars(ordered_ids(conditions, order_by, offset, limit)))
 
 
 def history_value(metric: str, aggregate: str, dialect: str) -> sa.ColumnElement[Any]:
@@ -251,17 +287,9 @@ def best_ranking(
     """The top ``limit`` runs by score in the order of :func:`flowscope.analysis.best.rank_key`
     (best score, earliest start with none as 0, smaller run id), each with the counts
     ``ranked_result`` needs: runs considered, runs with a score, runs sharing this score.
-    One pass over the runs."""
-    scored: Any
-    if value == "last":
-        scored = sa.select(SqlRun.run_uuid, SqlRun.start_time).select_from(SqlRun)
-        # A join, not a subquery per run: PostgreSQL hashes it, SQLite uses the primary key.
-        scored, joined = latest_metric_join(scored, metric, outer=True)
-        scored = scored.add_columns(joined.value.label("score"))
-    else:
-        history = history_value(metric, value, dialect).label("score")
-        scored = sa.select(SqlRun.run_uuid, SqlRun.start_time, history)
-    runs = scored.where(*conditions).subquery()
+    One pass over the runs. (By the latest value, :func:`best_by_latest` is faster.)"""
+    history = history_value(metric, value, dialect).label("score")
+    runs = sa.select(SqlRun.run_uuid, SqlRun.start_time, history).where(*conditions).subquery()
     score = runs.c.score
     return (
         sa.select(
@@ -279,6 +307,54 @@ def best_ranking(
         )
         .limit(limit)
     )
+
+
+class Ranked(NamedTuple):
+    run_uuid: str
+    score: float
+    considered: int
+    with_metric: int
+    sharing: int
+
+
+def best_by_latest(
+    conn: sa.Connection,
+    conditions: Sequence[sa.ColumnElement[bool]],
+    metric: str,
+    direction: str,
+    limit: int,
+) -> tuple[list[Ranked], int]:
+    """What :func:`best_ranking` gives by the latest value of ``metric`` (the runs with a
+    score, and how many runs were considered), in three short queries instead of a sort of
+    every run: the top ``limit`` walk down the metric's value index, the two counts read
+    it alone, and the runs sharing the winner's score are looked up by that value."""
+    ranking: Any = sa.select(SqlRun.run_uuid, SqlRun.start_time).select_from(SqlRun)
+    top_query, joined = latest_metric_join(ranking, metric)
+    score = joined.value
+    top = conn.execute(
+        top_query.add_columns(score.label("score"))
+        .where(*conditions)
+        .order_by(
+            score.desc() if direction == "max" else score,
+            sa.func.coalesce(SqlRun.start_time, 0),
+            SqlRun.run_uuid,
+        )
+        .limit(limit)
+    ).all()
+    counting: Any = sa.select(sa.func.count()).select_from(SqlRun)
+    counted, joined = latest_metric_join(counting, metric, outer=True)
+    considered, with_metric = conn.execute(
+        counted.add_columns(sa.func.count(joined.value)).where(*conditions)
+    ).one()
+    if not top:
+        return [], int(considered)
+    sharing_query, joined = latest_metric_join(counting, metric)
+    sharing = int(conn.scalar(sharing_query.where(*conditions, joined.value == top[0].score)) or 0)
+    ranked = [
+        Ranked(row.run_uuid, float(row.score), int(considered), int(with_metric), sharing)
+        for row in top
+    ]
+    return ranked, int(considered)
 
 
 def latest_metric_join(

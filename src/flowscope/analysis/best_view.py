@@ -96,4 +96,3 @@ def _statement(count: int, metric: str, direction: str, value: str, where: str, 
         f"{'highest' if direction == 'max' else 'lowest'} {metric} ({which}) among "
         f"{count} {runs}{condition}"
     )
-

@@ -145,8 +145,8 @@ def open_run_store(settings: Settings) -> RunStore:
 def reading_runs(settings: Settings) -> Iterator[RunStore]:
     """:func:`open_run_store` for one piece of work (a command, a report), closed after it::
 
-        with reading_runs(settings) as store:
-            rows = list_task_runs(store, settings, "iris", kind="trial", limit=10)
+    with reading_runs(settings) as store:
+        rows = list_task_runs(store, settings, "iris", kind="trial", limit=10)
     """
     store = open_run_store(settings)
     try:
@@ -234,7 +234,7 @@ class SqlRunStore:
                 conditions = self._conditions(conn, experiment_ids, kind, filter_string)
                 total = _sql.count_runs(conn, conditions)
                 offset = (page - 1) * page_size
-                ids = list(conn.scalars(_sql.ordered_ids(conditions, order, offset, page_size)))
+                ids = _sql.page_of_ids(conn, conditions, order, offset, page_size)
                 runs = _sql.fetch_runs(conn, ids, tags)
         except _sql.Unsupported:
             return self._fallback.search(
@@ -299,11 +299,27 @@ class SqlRunStore:
         try:
             with self._engine.connect() as conn:
                 conditions = self._conditions(conn, experiment_ids, kind, filter_string)
-                ranked = _sql.best_ranking(
-                    conditions, metric, value, direction, 1 + runners_up, self._dialect
-                )
-                rows = conn.execute(ranked).all()
-                top = [row for row in rows if row.score is not None]
+                if value == "last":
+                    top, considered = _sql.best_by_latest(
+                        conn, conditions, metric, direction, 1 + runners_up
+                    )
+                else:
+                    ranked = _sql.best_ranking(
+                        conditions, metric, value, direction, 1 + runners_up, self._dialect
+                    )
+                    rows = conn.execute(ranked).all()
+                    top = [
+                        _sql.Ranked(
+                            row.run_uuid,
+                            float(row.score),
+                            int(row.considered),
+                            int(row.with_metric),
+                            int(row.sharing),
+                        )
+                        for row in rows
+                        if row.score is not None
+                    ]
+                    considered = int(rows[0].considered) if rows else 0
                 runs = _sql.fetch_runs(conn, [row.run_uuid for row in top])
         except _sql.Unsupported:
             return self._fallback.best(
@@ -315,7 +331,6 @@ class SqlRunStore:
                 filter_string=filter_string,
                 runners_up=runners_up,
             )
-        considered = int(rows[0].considered) if rows else 0
         ranking: list[Mapping[str, Any]] = [make_row(**runs[row.run_uuid]) for row in top]
         return ranked_result(
             metric,
