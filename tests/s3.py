@@ -90,9 +90,17 @@ class SeaweedFS(ServerProcess):
 
     name = "seaweedfs"
 
-    def __init__(self, root: Path, binary: Path) -> None:
+    def __init__(
+        self,
+        root: Path,
+        binary: Path,
+        access_key: str = ACCESS_KEY,
+        secret_key: str = SECRET_KEY,
+    ) -> None:
         super().__init__(root)
         self.binary = binary
+        self.access_key = access_key
+        self.secret_key = secret_key
         # gRPC ports default to the HTTP port + 10000, which may be taken: name them all
         self.ports = {
             name: free_port()
@@ -116,7 +124,7 @@ class SeaweedFS(ServerProcess):
             "identities": [
                 {
                     "name": "flowscope",
-                    "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
+                    "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
                     "actions": ["Admin", "Read", "List", "Tagging", "Write"],
                 }
             ]
@@ -158,11 +166,15 @@ class SeaweedFS(ServerProcess):
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            s3_client(self.endpoint_url, ACCESS_KEY, SECRET_KEY).list_buckets()
+            s3_client(self.endpoint_url, self.access_key, self.secret_key).list_buckets()
         except (BotoCoreError, ClientError):
             return False
         return True
 
     def create_bucket(self, bucket: str) -> S3Store:
-        s3_client(self.endpoint_url, ACCESS_KEY, SECRET_KEY).create_bucket(Bucket=bucket)
-        return S3Store(self.endpoint_url, bucket)
+        s3_client(self.endpoint_url, self.access_key, self.secret_key).create_bucket(Bucket=bucket)
+        return self.store(bucket)
+
+    def store(self, bucket: str) -> S3Store:
+        """An existing bucket, reached with this server's access key."""
+        return S3Store(self.endpoint_url, bucket, self.access_key, self.secret_key)

@@ -861,12 +861,26 @@ def worker(
     processes: Annotated[
         int, typer.Option(min=1, help="Worker processes, each running one job at a time.")
     ] = 1,
+    artifacts_destination: Annotated[
+        str | None,
+        typer.Option(
+            help="The artifacts destination of the `flowscope server` on the same database: "
+            "jobs write their runs' artifacts there, under the server's proxied root, so "
+            "that every client reaches them through the server.",
+            show_default=False,
+        ),
+    ] = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Run the workbench's queued jobs (training, tuning) until interrupted."""
     from flowscope.jobs import JobQueue
 
-    queue = JobQueue(_settings(tracking_uri))
+    settings = _settings(tracking_uri)
+    if artifacts_destination is not None:
+        from flowscope.server import settings_beside_server
+
+        settings = settings_beside_server(settings, artifacts_destination)
+    queue = JobQueue(settings)
     typer.echo(f"flowscope worker: {processes} process(es) on the queue {queue.location}")
     queue.run_worker(processes)
 

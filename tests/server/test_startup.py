@@ -15,9 +15,12 @@ pytestmark = [pytest.mark.server, pytest.mark.slow]
 
 
 def _start(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "flowscope.cli", "server", "--port", str(free_port())]
+    return _flowscope(tmp_path, "server", "--port", str(free_port()), *args)
+
+
+def _flowscope(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*command, *args],
+        [sys.executable, "-m", "flowscope.cli", *args],
         capture_output=True,
         text=True,
         timeout=120,
@@ -52,6 +55,43 @@ def test_an_unusable_artifact_destination_is_named(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert (
         result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: the artifact destination {blocker / 'artifacts'} is not usable")
+    )
+
+
+def test_a_worker_beside_the_server_refuses_what_cannot_work(tmp_path: Path) -> None:
+    """``flowscope worker --artifacts-destination`` writes as the server's own jobs do; on
+    a server's address (not its database), or with a destination it cannot use, it says so
+    and runs nothing."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    through_server = _flowscope(
+        tmp_path,
+        "worker",
+        "--artifacts-destination",
+        str(tmp_path / "artifacts"),
+        "--tracking-uri",
+        f"http://127.0.0.1:{free_port()}",
+    )
+    unusable = _flowscope(
+        tmp_path,
+        "worker",
+        "--artifacts-destination",
+        str(blocker / "artifacts"),
+        "--tracking-uri",
+        f"sqlite:///{tmp_path / 'mlflow.db'}",
+    )
+    for result in (through_server, unusable):
+        assert result.returncode == 1 and "Traceback" not in result.stderr
+        assert "flowscope worker:" not in result.stdout  # no consumer started
+    assert (
+        through_server.stderr.strip()
+        .splitlines()[-1]
+        .startswith("error: --artifacts-destination is for a process on the server's database")
+    )
+    assert (
+        unusable.stderr.strip()
         .splitlines()[-1]
         .startswith(f"error: the artifact destination {blocker / 'artifacts'} is not usable")
     )

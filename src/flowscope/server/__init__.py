@@ -6,6 +6,7 @@ from flowscope.server.app import (
     create_server_app,
     dashboard_settings,
 )
+from flowscope.server.artifacts import settings_beside_server
 from flowscope.server.startup import (
     ServerConfig,
     check_artifacts,
@@ -24,4 +25,5 @@ __all__ = [
     "dashboard_settings",
     "mlflow_server_environment",
     "resolve_destination",
+    "settings_beside_server",
 ]
