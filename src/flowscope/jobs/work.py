@@ -88,6 +88,13 @@ def _train(settings: Settings, store: JobStore, job: Job) -> dict[str, Any]:
         settings=settings,
         on_run_started=lambda run: _started(settings, store, job, run),
     )
+    if not result.delivered:
+        raise FlowscopeError(
+            f"run {result.run_id} was trained but not all of it reached the tracking store "
+            f"within {settings.flush_timeout:g} s; the rest is kept in the journal and "
+            "`flowscope sync` delivers it"
+            + ("; the model was not registered" if request.get("register") else "")
+        )
     registered = None
     if result.registered_version is not None:
         registered = {"name": request["register"], "version": int(result.registered_version)}
