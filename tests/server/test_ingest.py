@@ -131,3 +131,60 @@ def test_the_sdk_falls_back_to_log_batch_on_a_plain_mlflow_server(
             run.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
     history = MlflowClient(mlflow_server.url).get_metric_history(run.run_id, "loss")
     assert sorted(point.step for point in history) == list(range(50))
+
+
+class _Proxy:
+    """A real HTTP server in front of nothing, answering every request with one status
+    and a body that is not the ingest endpoint's own (a proxy's, say)."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        import http.server
+        import threading
+
+        answer = (status, body)
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.send_response(answer[0])
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(answer[1])))
+                self.end_headers()
+                self.wfile.write(answer[1])
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("status", [401, 404, 413, 429])
+def test_a_refusal_that_is_not_the_endpoints_own_keeps_the_points(status: int) -> None:
+    """Only the endpoint's own 400/404 sets points aside; a proxy's 4xx is retried (the
+    points stay in the journal), and a 404 makes the SDK ask again whether the server
+    has the endpoint at all."""
+    from mlflow.entities import Metric
+    from mlflow.exceptions import MlflowException
+
+    from flowscope.tracking.store import _FastFailRestStore, is_permanent
+
+    proxy = _Proxy(status, b"<html>not here</html>")
+    try:
+        store = _FastFailRestStore(proxy.url, timeout=5)
+        store._ingest = True  # it had the endpoint when it was asked
+        with pytest.raises(MlflowException) as refused:
+            store.ingest_metrics("0" * 32, [Metric("loss", 0.5, 1, 0)])
+        assert not is_permanent(refused.value)
+        assert str(status) in str(refused.value)
+        assert store._ingest is (None if status == 404 else True)
+    finally:
+        proxy.close()

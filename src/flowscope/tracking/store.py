@@ -152,19 +152,26 @@ class _FastFailRestStore(RestStore):
             timeout=self._timeout,
             json=body,
         )
-        if response.status_code == 200:
+        status = response.status_code
+        if status == 200:
             return
         try:
-            message = str(response.json().get("error") or response.text)
+            answer = response.json()
         except ValueError:
-            message = response.text[:500]
-        if response.status_code == 404:
+            answer = None
+        # Only the endpoint's own refusal ({"ok": false, ...} with 400 or 404) is about the
+        # points, and permanent: a 401, 413 or 429 from a proxy in front, or a 404 from a
+        # server that no longer has the endpoint, is retried with the points kept.
+        ours = isinstance(answer, dict) and answer.get("ok") is False
+        message = str(answer.get("error")) if ours else response.text[:500]
+        if ours and status == 404:
             raise MlflowException(message, error_code=RESOURCE_DOES_NOT_EXIST)
-        if 400 <= response.status_code < 500:
+        if ours and status == 400:
             raise MlflowException(message, error_code=INVALID_PARAMETER_VALUE)
+        if not ours and status in (404, 405):
+            self._ingest = None  # ask again: the server behind the URI may have changed
         raise MlflowException(
-            f"ingest answered {response.status_code}: {message}",
-            error_code=TEMPORARILY_UNAVAILABLE,
+            f"ingest answered {status}: {message}", error_code=TEMPORARILY_UNAVAILABLE
         )
 
 
