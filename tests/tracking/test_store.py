@@ -3,6 +3,8 @@ transient (retried)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy.exc
 from mlflow.exceptions import MlflowException
@@ -40,3 +42,21 @@ def test_a_refused_record_is_permanent() -> None:
     assert is_permanent(_as_mlflow_raises(integrity))
     assert is_permanent(MlflowException("param changed", error_code=INVALID_PARAMETER_VALUE))
     assert not is_permanent(ConnectionError("refused"))
+
+
+def test_registering_twice_finds_the_first_version_whatever_the_name(tmp_path: Path) -> None:
+    """A replayed registration answers the version it made, for a name with a quote too."""
+    from mlflow import MlflowClient
+
+    from flowscope.tracking.store import StoreAccess
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(settings.tracking_uri)
+    run = client.create_run(client.create_experiment("quotes"))
+    source = f"{run.info.artifact_uri}/model"
+    access = StoreAccess(settings)
+    name = "bob's model"
+    first = access.register_model(name, source, run.info.run_id)
+    assert access.register_model(name, source, run.info.run_id) == first == "1"
+    assert [str(v.version) for v in client.search_model_versions(f'name = "{name}"')] == ["1"]

@@ -24,8 +24,8 @@ PROXIED_SCHEME = "mlflow-artifacts"
 
 def destination_uri(destination: str, proxied_uri: str) -> str:
     """Where ``mlflow-artifacts:/4/abc/artifacts`` (or ``mlflow-artifacts://host/4/...``)
-    lives under ``destination``."""
-    path = urlparse(proxied_uri).path.lstrip("/")
+    lives under ``destination``; never above it (``..`` stops at the destination)."""
+    path = posixpath.normpath("/" + urlparse(proxied_uri).path).lstrip("/")
     return posixpath.join(destination.rstrip("/"), path) if path else destination
 
 

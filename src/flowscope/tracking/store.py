@@ -344,7 +344,8 @@ class StoreAccess:
         except MlflowException as exc:
             if exc.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
                 raise
-        for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
-            if version.source == source:
+        # by run id alone (hex): a name may hold any quote, and a run has few versions
+        for version in client.search_model_versions(f"run_id = '{run_id}'"):
+            if version.name == name and version.source == source:
                 return str(version.version)
         return str(client.create_model_version(name, source, run_id=run_id).version)
