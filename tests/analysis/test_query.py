@@ -504,3 +504,46 @@ def test_open_run_store_and_a_fresh_database(tmp_path: Path, sqlite_uri: str) ->
     SqlRunStore(settings).close()  # opening again leaves it as it is
     server = make_settings(tmp_path, "http://127.0.0.1:9")
     assert isinstance(open_run_store(server), ClientRunStore)
+
+
+@pytest.mark.postgres
+def test_postgres_indexes_are_built_whole_and_a_broken_build_is_redone(tmp_path: Path) -> None:
+    """flowscope's indexes are built CONCURRENTLY (MLflow's writes go on); one a cut-short
+    build left invalid is dropped and built again at the next start."""
+    from tests.conftest import throwaway_postgres
+
+    def valid(url: str) -> dict[str, bool]:
+        engine = sa.create_engine(url)
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.text(
+                        "SELECT c.relname, i.indisvalid FROM pg_index i "
+                        "JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname LIKE 'flowscope%'"
+                    )
+                ).all()
+        finally:
+            engine.dispose()
+        return {name: bool(ok) for name, ok in rows}
+
+    with throwaway_postgres("flowscope_indexes") as url:
+        SqlRunStore(make_settings(tmp_path, url)).close()
+        assert valid(url) == {
+            "flowscope_runs_experiment": True,
+            "flowscope_latest_metrics_value": True,
+        }
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:  # what a build cut short leaves behind
+            conn.execute(
+                sa.text(
+                    "UPDATE pg_index SET indisvalid = false "
+                    "WHERE indexrelid = 'flowscope_latest_metrics_value'::regclass"
+                )
+            )
+        engine.dispose()
+        assert valid(url)["flowscope_latest_metrics_value"] is False
+        SqlRunStore(make_settings(tmp_path, url)).close()
+        assert valid(url) == {
+            "flowscope_runs_experiment": True,
+            "flowscope_latest_metrics_value": True,
+        }

@@ -47,11 +47,13 @@ _CHUNK = 500
 
 # What the dashboard needs that MLflow's own indexes do not give: the runs table has no
 # index on experiment_id, so every query on one experiment scans the runs of all of them.
-# Prefixed ``flowscope_`` and built only on columns MLflow's migrations have never changed.
 # And latest_metrics is keyed (key, run_uuid): the best runs by a metric, or the first
 # page sorted by it, read every run's value and sort them all. Ordered by value, the top
 # ones are a short walk down the index, and the counts over all values read the index
-# alone (PostgreSQL's index-only scans) instead of the table.
+# alone (PostgreSQL's index-only scans) instead of the table. Prefixed ``flowscope_``; a
+# migration that rebuilds a table drops them, and the next start makes them again. On
+# PostgreSQL they are built CONCURRENTLY: MLflow's writes go on meanwhile. (The price: a
+# latest value's update writes this index too, where it was a heap-only update.)
 INDEXES = {
     "flowscope_runs_experiment": (
         "runs",
@@ -647,18 +649,48 @@ def open_engine(settings: Settings) -> sa.Engine:
 def ensure_indexes(engine: sa.Engine) -> None:
     """Create flowscope's few indexes in MLflow's database, once; a failure (no right to
     create indexes, a concurrent creator) only costs speed."""
-    existing = {
+    postgres = engine.dialect.name == "postgresql"
+    present = {
         index["name"]
         for table, _ in INDEXES.values()
         for index in sa.inspect(engine).get_indexes(table)
     }
+    usable = _valid_postgres_indexes(engine) if postgres else present
     for name, (table, columns) in INDEXES.items():
-        if name in existing:
+        if name in usable:
             continue
         try:
-            with engine.begin() as conn:
-                conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})"))
+            if postgres:
+                # outside a transaction, without blocking writes; a build cut short leaves
+                # an invalid index of that name, dropped and built again here
+                with engine.connect() as conn:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    if name in present:
+                        conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
+                    conn.execute(
+                        sa.text(
+                            f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {name} ON {table} ({columns})"
+                        )
+                    )
+            else:
+                with engine.begin() as conn:
+                    conn.execute(
+                        sa.text(f"CREATE INDEX IF NOT EXISTS {name} ON {table} ({columns})")
+                    )
         except sa.exc.SQLAlchemyError as exc:
             _log.warning(
                 "could not create index %s (queries stay correct, only slower): %s", name, exc
             )
+
+
+def _valid_postgres_indexes(engine: sa.Engine) -> set[str]:
+    """The names of flowscope's indexes that PostgreSQL has built whole."""
+    with engine.connect() as conn:
+        return set(
+            conn.scalars(
+                sa.text(
+                    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+                    "WHERE i.indisvalid AND c.relname LIKE 'flowscope%'"
+                )
+            )
+        )
