@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from flowscope.errors import FlowscopeError
@@ -96,18 +98,25 @@ def check_database(uri: str) -> None:
             f"--backend-store-uri {describe_uri(uri)!r} is not a database: use "
             "postgresql://USER:PASSWORD@HOST:PORT/DB or sqlite:///FILE"
         )
-    connect_args = {"connect_timeout": 5} if scheme in ("postgresql", "mysql") else {}
     try:
-        engine = sa.create_engine(uri, connect_args=connect_args)
-        try:
-            with engine.connect() as connection:
-                connection.execute(sa.text("SELECT 1"))
-        finally:
-            engine.dispose()
+        with _probe_engine(uri).connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
     except Exception as exc:  # the driver's own error: refused, unknown host, bad password
         raise FlowscopeError(
             f"the database {describe_uri(uri)} is unreachable: {first_line(exc)}"
         ) from None
+
+
+@lru_cache(maxsize=4)
+def _probe_engine(uri: str) -> Any:
+    """One engine per database for the checks, with no pool: each check opens a new
+    connection, as a client would, without building an engine each time."""
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    scheme = urlparse(uri).scheme.split("+")[0]
+    connect_args = {"connect_timeout": 5} if scheme in ("postgresql", "mysql") else {}
+    return sa.create_engine(uri, connect_args=connect_args, poolclass=NullPool)
 
 
 def check_artifacts(destination: str) -> None:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import time
 from collections.abc import Callable
 
 import anyio
@@ -40,6 +42,32 @@ def unavailable_part(config: ServerConfig, path: str) -> str | None:
     return None
 
 
+PROBE_FOR_SECONDS = 1.0
+
+
+class PartProbe:
+    """:func:`unavailable_part`, asked once at a time and its verdict kept a moment: a burst
+    of failing requests (an outage, a route with a bug) shares one probe instead of
+    opening a connection each."""
+
+    def __init__(self, config: ServerConfig, clock: Callable[[], float] = time.monotonic) -> None:
+        self.config = config
+        self.clock = clock
+        self._lock: anyio.Lock | None = None
+        self._verdicts: dict[bool, tuple[float, str | None]] = {}
+
+    async def __call__(self, path: str) -> str | None:
+        artifacts = "artifacts" in path
+        if self._lock is None:
+            self._lock = anyio.Lock()
+        async with self._lock:
+            at, verdict = self._verdicts.get(artifacts, (-math.inf, None))
+            if self.clock() - at > PROBE_FOR_SECONDS:
+                verdict = await anyio.to_thread.run_sync(unavailable_part, self.config, path)
+                self._verdicts[artifacts] = (self.clock(), verdict)
+            return verdict
+
+
 class UnavailableMiddleware:
     """Turns a 500 or 503, or an error raised before any answer, into a 503 with
     ``Retry-After`` when :func:`unavailable_part` finds a part away; any other answer
@@ -48,6 +76,7 @@ class UnavailableMiddleware:
     def __init__(self, app: ASGIApp, config: ServerConfig) -> None:
         self.app = app
         self.config = config
+        self.probe = PartProbe(config)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] == HEALTH_PATH:  # it names the parts
@@ -65,7 +94,7 @@ class UnavailableMiddleware:
             return start["status"] in (500, 503)  # decided once the parts are probed
 
         async def problem() -> str | None:
-            return await anyio.to_thread.run_sync(unavailable_part, self.config, scope["path"])
+            return await self.probe(scope["path"])
 
         async def answer(start: Message, original: bytes) -> None:
             nonlocal answered_unavailable
