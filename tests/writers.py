@@ -5,8 +5,10 @@ Run as a program (``python -m tests.writers``) so that its processes start from 
 interpreter: it imports MLflow and flowscope once, then forks ``--processes`` children.
 Each creates its own run, waits at a barrier until every child has its run, then logs
 ``--steps`` steps of ``--metrics`` metrics and ends the run, waiting for delivery. The
-parent prints one JSON line: the run ids, whether each child delivered everything, and the
-seconds from the barrier's release until the last child was done.
+parent prints one JSON line: the run ids, whether each child delivered everything (the
+SDK's own answer; MLflow's async mode gives none, so its children say True and only
+counting the stored points tells), and the seconds from the barrier's release until the
+last child was done.
 
 ``--client flowscope`` logs with flowscope's SDK (which finds a flowscope server's bulk
 ingest endpoint); ``--client mlflow`` with MLflow's fluent API in its buffered async mode.

@@ -312,6 +312,9 @@ def best_ranking(
 
 
 class Ranked(NamedTuple):
+    """A ranked run, with the counts of the whole ranking (``sharing``: the runs sharing
+    the winner's score)."""
+
     run_uuid: str
     score: float
     considered: int
@@ -352,6 +355,11 @@ def best_by_latest(
         return [], int(considered)
     sharing_query, joined = latest_metric_join(counting, metric)
     sharing = int(conn.scalar(sharing_query.where(*conditions, joined.value == top[0].score)) or 0)
+    # three statements, three snapshots: a run logged in between must not make the counts
+    # smaller than what the top itself shows
+    sharing = max(sharing, sum(row.score == top[0].score for row in top))
+    with_metric = max(int(with_metric), len(top))
+    considered = max(int(considered), int(with_metric))
     ranked = [
         Ranked(row.run_uuid, float(row.score), int(considered), int(with_metric), sharing)
         for row in top

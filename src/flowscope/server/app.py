@@ -55,10 +55,12 @@ def create_server_app(config: ServerConfig, settings: Settings | None = None) ->
     app = create_fastapi_app()  # MLflow's routers and its Flask app mounted at "/"
     app.state.config = config
     app.state.dashboard = dashboard
+    before = list(app.router.routes)
     app.include_router(health_router)
     # MLflow's own /health (a plain "OK") is one of its routers: ours, which checks each
     # part, goes first so that it answers.
-    app.router.routes.insert(0, app.router.routes.pop())
+    ours = [route for route in app.router.routes if route not in before]
+    app.router.routes[:] = [*ours, *before]
 
     @app.get(DASHBOARD_PREFIX, include_in_schema=False)
     def dashboard_home() -> RedirectResponse:
