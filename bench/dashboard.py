@@ -201,14 +201,21 @@ def insert_rows(engine: sa.Engine, rows: dict[Any, list[dict[str, Any]]]) -> Non
                     for item in items:
                         copy.write_row([item[c] for c in columns])
             connection.commit()
-            cursor.execute("ANALYZE")  # what autovacuum does after a bulk load
-            connection.commit()
         finally:
             connection.close()
+        vacuum_analyze(engine)
         return
     with engine.begin() as conn:
         for model, items in rows.items():
             conn.execute(model.__table__.insert(), items)
+
+
+def vacuum_analyze(engine: sa.Engine) -> None:
+    """``VACUUM ANALYZE`` a PostgreSQL database, as autovacuum does some time after a bulk
+    load: the planner's statistics, and the visibility map that index-only scans need.
+    VACUUM cannot run inside a transaction, hence the autocommit connection."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(sa.text("VACUUM ANALYZE"))
 
 
 @dataclass
@@ -301,9 +308,9 @@ def same_page(page: RunPage, found: Sequence[MlflowRun]) -> bool:
     return [row["run_id"] for row in page.rows] == [run.info.run_id for run in found]
 
 
-def pandas_summary(experiment: str) -> dict[str, Any]:
+def pandas_summary(experiment: str, max_results: int = 100_000) -> dict[str, Any]:
     """What a user computes from ``mlflow.search_runs``: count, kinds, m0's statistics."""
-    frame = mlflow.search_runs([experiment], max_results=100_000)
+    frame = mlflow.search_runs([experiment], max_results=max_results)
     values = frame["metrics.m0"]
     kinds = frame["tags.flowscope.kind"].fillna("training").value_counts()
     return {
@@ -323,6 +330,18 @@ def same_summary(ours: dict[str, Any], theirs: dict[str, Any]) -> bool:
         and ours["by_kind"] == theirs["by_kind"]
         and stats["count"] == theirs["count"]
         and all(close(stats[key], theirs[key]) for key in ("mean", "min", "max"))
+    )
+
+
+def mlflow_best(client: MlflowClient, experiment: str) -> list[MlflowRun]:
+    """The best run and three runners-up by ``search_runs``, as a user would ask for them."""
+    return list(
+        client.search_runs(
+            [experiment],
+            filter_string=CONSTRAINT,
+            order_by=[*SORT, "attributes.start_time ASC"],  # best_run's tie-break
+            max_results=4,
+        )
     )
 
 
@@ -372,12 +391,7 @@ def bench_size(store: Store, runs: int, flowscope: SqlRunStore) -> list[Figure]:
         lambda: flowscope.best(
             [experiment], metric="m0", direction="max", kind=None, filter_string=CONSTRAINT
         ),
-        lambda: client.search_runs(
-            [experiment],
-            filter_string=CONSTRAINT,
-            order_by=[*SORT, "attributes.start_time ASC"],  # best_run's tie-break
-            max_results=4,
-        ),
+        lambda: mlflow_best(client, experiment),
         same_best,
     )
     listed = flowscope.search([experiment], page_size=min(runs, 1000)).rows
