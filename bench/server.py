@@ -28,14 +28,19 @@ Run from the repository root (either form)::
   and the dashboard's JSON over HTTP against the ``MlflowClient`` calls a user would make for
   the same answers through the same server:
 
-  - first page, 100 runs by ``metrics.m0 DESC``: ``GET /flowscope/experiments/ID.json``
+  - first page, 100 runs by ``metrics.m0 DESC``: ``GET /flowscope/api/experiments/ID/runs``
     against ``search_runs(max_results=100)``;
-  - summary, count/mean/min/max of ``m0`` and the runs by kind: the same request, whose one
-    answer holds the page, the summary, the tab counts and the experiment's keys, against
-    ``mlflow.search_runs`` of every run into pandas (slow: once, without a warm-up);
+  - summary, count/mean/min/max of ``m0`` and the runs by kind:
+    ``GET /flowscope/api/experiments/ID/summary`` against ``mlflow.search_runs`` of every
+    run into pandas (slow: once, without a warm-up);
   - best ``m0`` among ``metrics.m1 >= 0.5`` with three runners-up:
-    ``GET /flowscope/experiments/ID/best.json`` (which also looks for the two runs' held-out
-    predictions, for the paired test) against ``search_runs`` filtered and ordered, 4 runs.
+    ``GET /flowscope/api/experiments/ID/best`` against ``search_runs`` filtered and
+    ordered, 4 runs.
+
+  Also timed, with no peer: the whole runs page's JSON twin
+  (``/flowscope/experiments/ID.json``: the page, the summary, the tab counts, the
+  experiment's keys and its studies) and the best-run page's (``.../best.json``, which also
+  looks for the held-out predictions of the paired test).
 
   Each call is first made once untimed (connections, the planner, the first use of
   flowscope's indexes), then the median of up to 7 repeats within a time budget. It prints
@@ -316,7 +321,9 @@ def measure(call: Callable[[], Any], budget: float, warm: bool = True) -> tuple[
     return timed(call, budget)
 
 
-def dashboard_figures(server: ServerProcess, experiment: str, runs: int) -> list[Figure]:
+def dashboard_figures(
+    server: ServerProcess, experiment: str, runs: int
+) -> tuple[list[Figure], dict[str, float]]:
     """Each dashboard answer timed through ``server``, flowscope's JSON against MLflow's
     client, and whether the two agree."""
     web = httpx.Client(base_url=f"{server.url}/flowscope", timeout=600)
@@ -329,13 +336,25 @@ def dashboard_figures(server: ServerProcess, experiment: str, runs: int) -> list
         data: dict[str, Any] = answer.json()
         return data
 
+    api = f"/api/experiments/{experiment}"
     runs_page = {"order": SORT[0], "page_size": PAGE, "metric": "m0", "direction": "max"}
     best_run = {"metric": "m0", "direction": "max", "where": CONSTRAINT, "tab": "all"}
     try:
         page_s, page_data = measure(
-            lambda: get(f"/experiments/{experiment}.json", runs_page), FLOWSCOPE_TIME_BUDGET
+            lambda: get(f"{api}/runs", {"order": SORT[0], "page_size": PAGE}),
+            FLOWSCOPE_TIME_BUDGET,
+        )
+        summary_s, summary_data = measure(
+            lambda: get(f"{api}/summary", {"metric": "m0"}), FLOWSCOPE_TIME_BUDGET
         )
         best_s, best_data = measure(
+            lambda: get(f"{api}/best", {"metric": "m0", "direction": "max", "filter": CONSTRAINT}),
+            FLOWSCOPE_TIME_BUDGET,
+        )
+        whole_page_s, _ = measure(
+            lambda: get(f"/experiments/{experiment}.json", runs_page), FLOWSCOPE_TIME_BUDGET
+        )
+        whole_best_s, _ = measure(
             lambda: get(f"/experiments/{experiment}/best.json", best_run), FLOWSCOPE_TIME_BUDGET
         )
     finally:
@@ -349,14 +368,14 @@ def dashboard_figures(server: ServerProcess, experiment: str, runs: int) -> list
         lambda: pandas_summary(experiment, max_results=runs), MLFLOW_TIME_BUDGET, warm=False
     )
 
-    page = RunPage(rows=page_data["runs"], total=page_data["total"], page=1, page_size=PAGE)
+    page = RunPage(rows=page_data["rows"], total=page_data["total"], page=1, page_size=PAGE)
     winner, runners_up = best_data["winner"], best_data["runners_up"]
     best = BestRun(
         metric="m0",
         direction="max",
         constraints=CONSTRAINT,
         winner=winner,
-        value=best_data["value_of_winner"],
+        value=best_data["value"],
         runners_up=runners_up,
         considered=best_data["considered"],
         without_metric=best_data["without_metric"],
@@ -368,12 +387,12 @@ def dashboard_figures(server: ServerProcess, experiment: str, runs: int) -> list
             STORE,
             runs,
             "summary",
-            page_s,
+            summary_s,
             their_summary_s,
-            same_summary(page_data["summary"], their_summary),
+            same_summary(summary_data, their_summary),
         ),
         Figure(STORE, runs, "best", best_s, their_best_s, same_best(best, their_best)),
-    ]
+    ], {"runs page (whole)": whole_page_s, "best page (whole)": whole_best_s}
 
 
 def dashboard_part(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
@@ -387,11 +406,10 @@ def dashboard_part(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]
             engine = sa.create_engine(store.uri)
             vacuum_analyze(engine)
             engine.dispose()
-            measured = dashboard_figures(server, experiment, args.runs)
+            measured, pages = dashboard_figures(server, experiment, args.runs)
     print(
         f"dashboard, {args.runs:,} runs on PostgreSQL, flowscope server ({workers} worker(s)): "
-        f"JSON over HTTP against MlflowClient through the same server (first page and summary "
-        f"are one request, GET /flowscope/experiments/{experiment}.json):",
+        f"the JSON answers over HTTP against MlflowClient through the same server:",
         flush=True,
     )
     figures = []
@@ -406,6 +424,8 @@ def dashboard_part(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]
             flush=True,
         )
         figures.append({"part": "dashboard", "workers": workers, **asdict(reading), "ratio": ratio})
+    for name, seconds in pages.items():
+        print(f"  {name}, no peer: {seconds * 1000:,.1f} ms", flush=True)
     return figures
 
 

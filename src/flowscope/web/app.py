@@ -39,6 +39,7 @@ def create_app(
     from flowscope.analysis.query import open_run_store
     from flowscope.serving.cache import ModelCache
     from flowscope.web import (
+        api,
         compare,
         experiments,
         inference,
@@ -84,6 +85,7 @@ def create_app(
         return RedirectResponse("/experiments")
 
     for module in (
+        api,
         experiments,
         runs,
         reports,
