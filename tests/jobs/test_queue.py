@@ -168,6 +168,26 @@ def test_a_job_written_but_not_enqueued_ends_failed_instead_of_queued_forever(
     assert queue.pending() == 0
 
 
+def test_the_embedded_consumer_outlives_an_error_of_huey_around_a_job(
+    settings: Settings,
+) -> None:
+    queue = JobQueue(settings)
+    [broken] = submit(settings, queue)
+    [after] = submit(settings, queue)
+    # what huey reads before running the first task cannot be read: huey raises there,
+    # outside the job, on the consumer's own thread
+    first = queue.huey.pending()[0]
+    queue.huey.storage.put_data(first.revoke_id, b"not a pickle")
+    consumer = queue.start_embedded()
+    try:
+        done = queue.wait(after, 120)
+        assert consumer.is_alive()
+    finally:
+        queue.stop_embedded()
+    assert done.state == "succeeded", done
+    assert queue.get(broken).state == "queued"  # huey dropped its task; nothing ran it
+
+
 def test_a_job_that_cannot_fit_ends_failed_with_its_run_failed(settings: Settings) -> None:
     queue = JobQueue(settings)
     # more neighbours than training rows: the estimator is valid, fitting it is not

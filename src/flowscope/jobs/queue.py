@@ -170,7 +170,10 @@ class JobQueue:
                 delay = min(delay * 1.5, 1.0)
                 continue
             delay = 0.1
-            self.huey.execute(task)
+            try:
+                self.huey.execute(task)
+            except Exception:  # huey's own storage calls around the job: the next one runs
+                logger.exception("flowscope jobs: could not run %s", task)
 
     def run_worker(self, processes: int = 1) -> None:
         """Consume with huey's consumer in this process: ``processes`` worker processes,
