@@ -3,7 +3,6 @@ workbench's train form, and the ``/jobs`` and ``/jobs/ID`` pages that follow the
 
 from __future__ import annotations
 
-import getpass
 from typing import Any
 from urllib.parse import quote
 
@@ -13,6 +12,7 @@ from fastapi.responses import RedirectResponse, Response
 from flowscope.errors import FlowscopeError
 from flowscope.jobs import JobQueue, TrainRequest, parse_params, submit_training
 from flowscope.jobs.view import job_view, jobs_view
+from flowscope.os_user import os_user
 from flowscope.web.render import json_response, page
 
 router = APIRouter()
@@ -34,7 +34,7 @@ def job_queue_of(app: Any) -> JobQueue:
 
 def _user(request: Request) -> str:
     """Who asked: the authenticated user once there is one, else the server's OS user."""
-    return str(request.scope.get("flowscope.user") or getpass.getuser())
+    return str(request.scope.get("flowscope.user") or os_user() or "unknown")
 
 
 @router.post("/api/jobs", status_code=201)
