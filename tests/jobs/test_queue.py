@@ -243,6 +243,8 @@ def test_a_cancelled_job_never_runs_and_a_started_one_cannot_be_cancelled(
     with TestClient(create_app(settings)) as http:
         answer = http.post(f"/api/jobs/{cancelled}/cancel")
         assert answer.status_code == 200 and answer.json()["state"] == "cancelled"
+        answer = http.post(f"/jobs/{cancelled}/register", data={"name": "nothing"})
+        assert answer.status_code == 409 and "no run to register" in answer.text
     assert queue.get(cancelled).state == "cancelled"
     queue.start_embedded()
     try:

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from flowscope.errors import FlowscopeError
 from flowscope.jobs import JobQueue, TrainRequest, parse_params, submit_training
@@ -43,11 +44,14 @@ async def create_jobs(request: Request) -> Response:
         body = await request.json()
     except ValueError:
         raise FlowscopeError("the request body is not valid JSON") from None
-    queue = job_queue(request)
-    ids = submit_training(
-        request.app.state.settings, queue, TrainRequest.from_json(body), user=_user(request)
-    )
+    # off the event loop: it reads the data set and writes to the queue's storage
+    ids = await run_in_threadpool(_submit, request, TrainRequest.from_json(body))
     return json_response({"ok": True, "job_ids": ids}, 201)
+
+
+def _submit(request: Request, train: TrainRequest) -> list[str]:
+    settings = request.app.state.settings
+    return submit_training(settings, job_queue(request), train, user=_user(request))
 
 
 @router.get("/api/jobs")
@@ -95,13 +99,16 @@ async def train_form(request: Request) -> Response:
         register=fields.get("register", "").strip() or None,
         tune_trials=int(_form_number(fields, "tune_trials", 0)),
     )
-    ids = submit_training(
-        request.app.state.settings, job_queue(request), train, user=_user(request)
-    )
+    location = await run_in_threadpool(_submit_and_locate, request, train)
+    return RedirectResponse(location, status_code=303)
+
+
+def _submit_and_locate(request: Request, train: TrainRequest) -> str:
+    """Queue ``train``; the page of its job, or of its batch when it made several."""
+    ids = _submit(request, train)
     if len(ids) == 1:
-        return RedirectResponse(f"/jobs/{ids[0]}", status_code=303)
-    batch = job_queue(request).get(ids[0]).batch
-    return RedirectResponse(f"/jobs?batch={batch}", status_code=303)
+        return f"/jobs/{ids[0]}"
+    return f"/jobs?batch={job_queue(request).get(ids[0]).batch}"
 
 
 def _form_number(fields: dict[str, Any], name: str, default: float) -> float:
@@ -136,17 +143,21 @@ def cancel_from_page(request: Request, job_id: str) -> Response:
 async def register_best(request: Request, job_id: str) -> Response:
     """Register the best run of the job's batch as a version of the name given."""
     from flowscope.jobs.view import best_of_batch
-    from flowscope.registry.register import register_run
+    from flowscope.registry.register import RegisteredVersion, register_run
 
     form = await request.form()
     name = str(form.get("name") or "").strip()
-    queue = job_queue(request)
-    best = best_of_batch(queue, queue.get(job_id))
-    if best is None:
-        raise FlowscopeError(
-            "no job of this batch succeeded: there is no run to register", status=409
-        )
-    version = register_run(request.app.state.settings, best["run_id"], name)
+
+    def register() -> RegisteredVersion:  # registry round-trips: off the event loop
+        queue = job_queue(request)
+        best = best_of_batch(queue, queue.get(job_id))
+        if best is None:
+            raise FlowscopeError(
+                "no job of this batch succeeded: there is no run to register", status=409
+            )
+        return register_run(request.app.state.settings, best["run_id"], name)
+
+    version = await run_in_threadpool(register)
     return RedirectResponse(
         f"/models/{quote(version.name, safe='')}?registered={version.version}", status_code=303
     )
