@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from flowscope.errors import FlowscopeError
-from flowscope.jobs import JobQueue, TrainRequest, parse_params, submit_training
+from flowscope.jobs import JobQueue, TrainRequest, submit_training
 from flowscope.jobs.view import job_view, jobs_view
 from flowscope.os_user import os_user
 from flowscope.web.render import json_response, page
@@ -86,19 +86,7 @@ def _cancel(request: Request, job_id: str) -> None:
 @router.post("/workbench/train")
 async def train_form(request: Request) -> Response:
     """The workbench's train form: one job per model type, then the job (or batch) page."""
-    form = await request.form()
-    fields: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
-    train = TrainRequest(
-        dataset_id=fields.get("dataset_id", "").strip(),
-        target=fields.get("target", "").strip(),
-        model_types=[value for value in form.getlist("model_types") if isinstance(value, str)],
-        params=parse_params(fields.get("params", "")),
-        task=fields.get("task", "").strip() or None,
-        test_size=_form_number(fields, "test_size", 0.2),
-        seed=int(_form_number(fields, "seed", 0)),
-        register=fields.get("register", "").strip() or None,
-        tune_trials=int(_form_number(fields, "tune_trials", 0)),
-    )
+    train = TrainRequest.from_form(await request.form())
     location = await run_in_threadpool(_submit_and_locate, request, train)
     return RedirectResponse(location, status_code=303)
 
@@ -109,16 +97,6 @@ def _submit_and_locate(request: Request, train: TrainRequest) -> str:
     if len(ids) == 1:
         return f"/jobs/{ids[0]}"
     return f"/jobs?batch={job_queue(request).get(ids[0]).batch}"
-
-
-def _form_number(fields: dict[str, Any], name: str, default: float) -> float:
-    text = str(fields.get(name, "")).strip()
-    if not text:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise FlowscopeError(f"{name} must be a number, not {text!r}") from None
 
 
 @router.get("/jobs")
