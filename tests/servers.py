@@ -253,12 +253,17 @@ def trained_by_a_job(url: str, **request: object) -> tuple[str, str]:
     (``/flowscope/api/jobs``), wait for it and return its job id and run id."""
     import httpx
 
-    web = httpx.Client(base_url=f"{url}/flowscope", timeout=120)
-    answer = web.post("/api/jobs", json=request)
-    if answer.status_code != 201:
-        raise AssertionError(f"the job was refused: {answer.status_code} {answer.text}")
-    [job_id] = answer.json()["job_ids"]
-    job = web.get(f"/api/jobs/{job_id}", params={"wait": 110}).json()
+    from flowscope.web.jobs import MAX_WAIT
+
+    with httpx.Client(base_url=f"{url}/flowscope", timeout=MAX_WAIT + 30) as web:
+        answer = web.post("/api/jobs", json=request)
+        if answer.status_code != 201:
+            raise AssertionError(f"the job was refused: {answer.status_code} {answer.text}")
+        [job_id] = answer.json()["job_ids"]
+        for _ in range(2):  # the server waits at most MAX_WAIT seconds per request
+            job = web.get(f"/api/jobs/{job_id}", params={"wait": MAX_WAIT}).json()
+            if job["state"] not in ("queued", "running"):
+                break
     if job["state"] != "succeeded":
         raise AssertionError(f"the job did not succeed: {job}")
     [run_id] = job["run_ids"]

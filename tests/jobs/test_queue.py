@@ -124,6 +124,70 @@ def test_malformed_bodies_get_a_400(settings: Settings) -> None:
         assert http.get("/jobs/not-a-job!").status_code == 404
 
 
+IRIS_JOB = {
+    "dataset_id": "builtin:iris",
+    "target": "species",
+    "model_types": ["logistic_regression"],
+}
+
+
+def test_a_submission_to_a_redis_nobody_listens_on_is_a_503_naming_it(tmp_path: Path) -> None:
+    """The job documents live in the queue's own storage: with that Redis away nothing can
+    be written, and the answer says where the queue is and when to try again."""
+    from tests.servers import free_port
+
+    port = free_port()
+    settings = job_settings(tmp_path, jobs_url=f"redis://127.0.0.1:{port}/0")
+    with TestClient(create_app(settings)) as http:
+        answer = http.post("/api/jobs", json=IRIS_JOB)
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["Retry-After"]
+    assert f"the job queue at redis://127.0.0.1:{port}/0 is unreachable" in answer.json()["error"]
+
+
+def test_a_job_written_but_not_enqueued_ends_failed_instead_of_queued_forever(
+    settings: Settings,
+) -> None:
+    import sqlite3
+
+    queue = JobQueue(settings)  # creates the queue's tables
+    # the queue's own table refuses the task while its key-value table still takes writes
+    with sqlite3.connect(settings.workbench_dir / "jobs.db") as db:
+        db.execute(
+            "CREATE TRIGGER refuse_tasks BEFORE INSERT ON task "
+            "BEGIN SELECT RAISE(ABORT, 'the queue is away'); END"
+        )
+    with TestClient(create_app(settings)) as http:
+        answer = http.post("/api/jobs", json=IRIS_JOB)
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["Retry-After"]
+        assert f"the job queue at {queue.location} is unreachable" in answer.json()["error"]
+        [job] = http.get("/api/jobs").json()["jobs"]
+    assert job["state"] == "failed"
+    assert job["error"] == f"could not be queued: {queue.location} unreachable"
+    assert queue.pending() == 0
+
+
+def test_the_embedded_consumer_outlives_an_error_of_huey_around_a_job(
+    settings: Settings,
+) -> None:
+    queue = JobQueue(settings)
+    [broken] = submit(settings, queue)
+    [after] = submit(settings, queue)
+    # what huey reads before running the first task cannot be read: huey raises there,
+    # outside the job, on the consumer's own thread
+    first = queue.huey.pending()[0]
+    queue.huey.storage.put_data(first.revoke_id, b"not a pickle")
+    consumer = queue.start_embedded()
+    try:
+        done = queue.wait(after, 120)
+        assert consumer.is_alive()
+    finally:
+        queue.stop_embedded()
+    assert done.state == "succeeded", done
+    assert queue.get(broken).state == "queued"  # huey dropped its task; nothing ran it
+
+
 def test_a_job_that_cannot_fit_ends_failed_with_its_run_failed(settings: Settings) -> None:
     queue = JobQueue(settings)
     # more neighbours than training rows: the estimator is valid, fitting it is not
@@ -179,6 +243,8 @@ def test_a_cancelled_job_never_runs_and_a_started_one_cannot_be_cancelled(
     with TestClient(create_app(settings)) as http:
         answer = http.post(f"/api/jobs/{cancelled}/cancel")
         assert answer.status_code == 200 and answer.json()["state"] == "cancelled"
+        answer = http.post(f"/jobs/{cancelled}/register", data={"name": "nothing"})
+        assert answer.status_code == 409 and "no run to register" in answer.text
     assert queue.get(cancelled).state == "cancelled"
     queue.start_embedded()
     try:

@@ -13,11 +13,19 @@ from functools import cached_property
 from typing import Any
 
 from flowscope.config import Settings
+from flowscope.errors import FlowscopeError
 from flowscope.jobs.state import Job, JobStore
 
 logger = logging.getLogger(__name__)
 
 TASK_NAME = "flowscope.run_job"
+
+
+class JobQueueUnreachableError(FlowscopeError):
+    """The queue's storage (its SQLite file or Redis) did not answer: 503, since the same
+    submission succeeds once it is back."""
+
+    status = 503
 
 
 def queue_name(settings: Settings) -> str:
@@ -49,7 +57,8 @@ class JobQueue:
         return f"{parsed.scheme}://{parsed.hostname}:{parsed.port or 6379}{parsed.path}"
 
     def submit(self, kind: str, request: dict[str, Any], *, user: str, batch: str) -> str:
-        """Queue one job; its id."""
+        """Queue one job; its id. When the queue's storage does not answer, a
+        :class:`JobQueueUnreachableError`; a job written but not enqueued ends failed."""
         job = Job(
             job_id=uuid.uuid4().hex,
             kind=kind,
@@ -58,9 +67,32 @@ class JobQueue:
             user=user,
             batch=batch,
         )
-        self.store.create(job)
-        self._task(job.job_id)
+        unreachable = f"the job queue at {self.location} is unreachable"
+        try:
+            self.store.create(job)
+        except self._storage_errors as exc:
+            raise JobQueueUnreachableError(f"{unreachable}: {exc}") from exc
+        try:
+            self._task(job.job_id)
+        except self._storage_errors as exc:
+            error = f"could not be queued: {self.location} unreachable"
+            try:  # no worker will ever take it: it must not stay "queued"
+                self.store.finish(job.job_id, "failed", error=error)
+            except self._storage_errors as again:
+                logger.warning("job %s stays queued, never to run: %s", job.job_id, again)
+            raise JobQueueUnreachableError(f"{unreachable}: {exc}") from exc
         return job.job_id
+
+    @cached_property
+    def _storage_errors(self) -> tuple[type[Exception], ...]:
+        """What huey's storage raises when its SQLite file or Redis does not answer."""
+        import sqlite3
+
+        if self.settings.jobs_url is None:
+            return (sqlite3.Error, OSError)
+        from redis.exceptions import RedisError
+
+        return (RedisError, OSError)
 
     def get(self, job_id: str) -> Job:
         return self.store.get(job_id)
@@ -138,7 +170,10 @@ class JobQueue:
                 delay = min(delay * 1.5, 1.0)
                 continue
             delay = 0.1
-            self.huey.execute(task)
+            try:
+                self.huey.execute(task)
+            except Exception:  # huey's own storage calls around the job: the next one runs
+                logger.exception("flowscope jobs: could not run %s", task)
 
     def run_worker(self, processes: int = 1) -> None:
         """Consume with huey's consumer in this process: ``processes`` worker processes,

@@ -7,8 +7,10 @@ A job is a few keys, each written by one party:
 - ``fs.job:ID:claim``: who took it, set once with ``put_if_empty``: the worker that starts
   it or the user who cancels it, whichever comes first, so a job runs at most once and a
   cancelled job never starts;
-- ``fs.job:ID:progress``: how far it got, its runs so far and the worker's last heartbeat
-  (overwritten by the worker alone);
+- ``fs.job:ID:progress``: how far it got and its runs so far (overwritten by the worker
+  alone);
+- ``fs.job:ID:beat``: the worker's last heartbeat (overwritten by its heartbeat thread
+  alone, never read back there, so a beat cannot write stale progress over fresh);
 - ``fs.job:ID:end``: how it ended (set once with ``put_if_empty``): by its worker, or by
   whoever finds that worker dead.
 
@@ -146,22 +148,18 @@ class JobStore:
     def progress(
         self, job_id: str, fraction: float, message: str, run_ids: list[str] | None = None
     ) -> None:
-        previous = self._get(job_id, "progress") or {}
+        if run_ids is None:
+            run_ids = (self._get(job_id, "progress") or {}).get("run_ids", [])
         self._put(
             job_id,
             "progress",
-            {
-                "fraction": max(0.0, min(fraction, 1.0)),
-                "message": message,
-                "run_ids": run_ids if run_ids is not None else previous.get("run_ids", []),
-                "beat": self.clock(),
-            },
+            {"fraction": max(0.0, min(fraction, 1.0)), "message": message, "run_ids": run_ids},
         )
+        self.beat(job_id)  # progress is a sign of life too
 
     def beat(self, job_id: str) -> None:
-        """The worker is alive: refresh the heartbeat, keeping the rest."""
-        previous = self._get(job_id, "progress") or {"fraction": 0.0, "message": "", "run_ids": []}
-        self._put(job_id, "progress", {**previous, "beat": self.clock()})
+        """The worker is alive: refresh the heartbeat (its own key, written blindly)."""
+        self._put(job_id, "beat", {"at": self.clock()})
 
     def finish(self, job_id: str, state: str, **outcome: Any) -> bool:
         """End the job (``succeeded`` or ``failed``) with ``run_ids``, ``best_run_id``,
@@ -177,7 +175,7 @@ class JobStore:
         doc = self._get(job_id, "") if _valid_id(job_id) else None
         if doc is None:
             raise NotFoundError(f"no job {job_id!r}")
-        parts = {part: self._get(job_id, part) for part in ("claim", "progress", "end")}
+        parts = {part: self._get(job_id, part) for part in ("claim", "progress", "beat", "end")}
         return self._settle(_assemble(doc, **parts))
 
     def all(self) -> list[Job]:
@@ -190,7 +188,13 @@ class JobStore:
             grouped.setdefault(job_id, {})[part] = _load(value)
         jobs = [
             self._settle(
-                _assemble(parts[""], parts.get("claim"), parts.get("progress"), parts.get("end"))
+                _assemble(
+                    parts[""],
+                    parts.get("claim"),
+                    parts.get("progress"),
+                    parts.get("beat"),
+                    parts.get("end"),
+                )
             )
             for parts in grouped.values()
             if "" in parts
@@ -234,6 +238,7 @@ def _assemble(
     doc: dict[str, Any],
     claim: dict[str, Any] | None,
     progress: dict[str, Any] | None,
+    beat: dict[str, Any] | None,
     end: dict[str, Any] | None,
 ) -> Job:
     job = Job(**doc)
@@ -241,7 +246,10 @@ def _assemble(
         job.state, job.worker, job.started = "running", claim["worker"], claim["at"]
     if progress is not None:
         job.progress, job.message = progress["fraction"], progress["message"]
-        job.run_ids, job.heartbeat = list(progress["run_ids"]), progress["beat"]
+        job.run_ids = list(progress["run_ids"])
+        job.heartbeat = progress.get("beat")  # a record written before beats had their key
+    if beat is not None:
+        job.heartbeat = beat["at"]
     if end is not None:
         job.state, job.ended = end["state"], end["at"]
         job.error = end.get("error")

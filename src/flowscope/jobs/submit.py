@@ -4,6 +4,7 @@ wrong is a 400 naming it, and nothing is queued."""
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from flowscope.jobs.queue import JobQueue
 
 MAX_MODEL_TYPES = 10
 MAX_TUNE_TRIALS = 1000
+SEED_LIMIT = 2**32  # numpy's random seeds are below it
 _TASK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._ -]{0,99}$")
 
 
@@ -54,10 +56,33 @@ class TrainRequest:
             model_types=types,
             params=params,
             task=_optional_text(data, "task"),
-            test_size=_number(data, "test_size", 0.2, float),
-            seed=int(_number(data, "seed", 0, int)),
+            test_size=_number(data, "test_size", 0.2),
+            seed=int(_number(data, "seed", 0, whole=True)),
             register=_optional_text(data, "register"),
-            tune_trials=int(_number(data, "tune_trials", 0, int)),
+            tune_trials=int(_number(data, "tune_trials", 0, whole=True)),
+        )
+
+    @classmethod
+    def from_form(cls, form: Any) -> TrainRequest:
+        """The request from the workbench's train form (a Starlette ``FormData``): its
+        fields as the JSON body has them, then the same checks as :meth:`from_json`."""
+
+        def text(name: str) -> str:
+            value = form.get(name)
+            return value if isinstance(value, str) else ""
+
+        return cls.from_json(
+            {
+                "dataset_id": text("dataset_id"),
+                "target": text("target"),
+                "model_types": [t for t in form.getlist("model_types") if isinstance(t, str)],
+                "params": parse_params(text("params")),
+                "task": text("task"),
+                "test_size": text("test_size").strip(),
+                "seed": text("seed").strip(),
+                "register": text("register"),
+                "tune_trials": text("tune_trials").strip(),
+            }
         )
 
 
@@ -72,17 +97,23 @@ def _optional_text(data: dict[str, Any], name: str) -> str | None:
     return None if data.get(name) is None else (_text(data, name) or None)
 
 
-def _number(data: dict[str, Any], name: str, default: float, kind: type) -> float:
+def _number(data: dict[str, Any], name: str, default: float, *, whole: bool = False) -> float:
+    """The field ``name`` as a finite number (a whole one when ``whole``), from a JSON number
+    or a form's text; ``default`` when absent or empty."""
     value = data.get(name, default)
     if value is None or value == "":
         return default
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise FlowscopeError(f"{name} must be a number, not {value!r}")
     try:
-        number = kind(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (ValueError, OverflowError):  # not a number; an integer beyond any float
         raise FlowscopeError(f"{name} must be a number, not {value!r}") from None
-    if isinstance(value, bool) or (kind is int and float(value) != number):
-        raise FlowscopeError(f"{name} must be a whole number, not {value!r}")
-    return float(number)
+    if not math.isfinite(number):
+        raise FlowscopeError(f"{name} must be a finite number, not {number:g}")
+    if whole and not number.is_integer():
+        raise FlowscopeError(f"{name} must be a whole number, not {number:g}")
+    return number
 
 
 def parse_params(text: str) -> dict[str, str]:
@@ -116,6 +147,8 @@ def submit_training(
         raise FlowscopeError(f"pick at most {MAX_MODEL_TYPES} model types")
     if not 0 < request.test_size < 1:
         raise FlowscopeError(f"test_size must be between 0 and 1, not {request.test_size:g}")
+    if not 0 <= request.seed < SEED_LIMIT:
+        raise FlowscopeError(f"seed must be between 0 and {SEED_LIMIT - 1}, not {request.seed}")
     if not 0 <= request.tune_trials <= MAX_TUNE_TRIALS:
         raise FlowscopeError(f"tune_trials must be between 0 and {MAX_TUNE_TRIALS}")
     task = request.task or _task_from(meta, request.dataset_id)

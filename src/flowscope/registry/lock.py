@@ -13,13 +13,13 @@ the token that was seen expired).
 from __future__ import annotations
 
 import contextlib
-import getpass
 import socket
 import time
 import uuid
 from typing import TYPE_CHECKING
 
 from flowscope.errors import FlowscopeError
+from flowscope.os_user import os_user
 from flowscope.registry.tags import (
     LOCK_EXPIRES_TAG,
     LOCK_HOLDER_TAG,
@@ -36,11 +36,7 @@ __all__ = ["LockBusyError", "RegistryLock", "actor"]
 
 def actor() -> str:
     """Who is acting: ``user@host``, as decision records name them."""
-    try:
-        user = getpass.getuser()
-    except Exception:  # no user name in some containers
-        user = "unknown"
-    return f"{user}@{socket.gethostname()}"
+    return f"{os_user() or 'unknown'}@{socket.gethostname()}"
 
 
 class LockBusyError(FlowscopeError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import getpass
 import json
 import logging
 import numbers
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowscope.config import Settings, load_settings
 from flowscope.errors import FlowscopeError
+from flowscope.os_user import os_user
 from flowscope.tracking.kinds import KIND_TAG, KINDS
 from flowscope.tracking.params import flatten_params
 
@@ -573,7 +573,7 @@ def start_run(
         "run_name": run_name,
         "tags": run_tags,
         "t": _now_ms(),
-        "user": _user(),
+        "user": os_user(),
         "parent": parent_ref,
     }
     try:
@@ -607,13 +607,6 @@ def start_run(
         run.log_environment(seeds, environment=environment)
     _end_at_exit(run)
     return run
-
-
-def _user() -> str | None:
-    try:
-        return getpass.getuser()
-    except Exception:  # no user name in some containers
-        return None
 
 
 def _end_at_exit(run: Run) -> None:

@@ -3,16 +3,17 @@ workbench's train form, and the ``/jobs`` and ``/jobs/ID`` pages that follow the
 
 from __future__ import annotations
 
-import getpass
 from typing import Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from flowscope.errors import FlowscopeError
-from flowscope.jobs import JobQueue, TrainRequest, parse_params, submit_training
+from flowscope.jobs import JobQueue, TrainRequest, submit_training
 from flowscope.jobs.view import job_view, jobs_view
+from flowscope.os_user import os_user
 from flowscope.web.render import json_response, page
 
 router = APIRouter()
@@ -34,7 +35,7 @@ def job_queue_of(app: Any) -> JobQueue:
 
 def _user(request: Request) -> str:
     """Who asked: the authenticated user once there is one, else the server's OS user."""
-    return str(request.scope.get("flowscope.user") or getpass.getuser())
+    return str(request.scope.get("flowscope.user") or os_user() or "unknown")
 
 
 @router.post("/api/jobs", status_code=201)
@@ -43,11 +44,14 @@ async def create_jobs(request: Request) -> Response:
         body = await request.json()
     except ValueError:
         raise FlowscopeError("the request body is not valid JSON") from None
-    queue = job_queue(request)
-    ids = submit_training(
-        request.app.state.settings, queue, TrainRequest.from_json(body), user=_user(request)
-    )
+    # off the event loop: it reads the data set and writes to the queue's storage
+    ids = await run_in_threadpool(_submit, request, TrainRequest.from_json(body))
     return json_response({"ok": True, "job_ids": ids}, 201)
+
+
+def _submit(request: Request, train: TrainRequest) -> list[str]:
+    settings = request.app.state.settings
+    return submit_training(settings, job_queue(request), train, user=_user(request))
 
 
 @router.get("/api/jobs")
@@ -82,36 +86,17 @@ def _cancel(request: Request, job_id: str) -> None:
 @router.post("/workbench/train")
 async def train_form(request: Request) -> Response:
     """The workbench's train form: one job per model type, then the job (or batch) page."""
-    form = await request.form()
-    fields: dict[str, Any] = {key: value for key, value in form.items() if isinstance(value, str)}
-    train = TrainRequest(
-        dataset_id=fields.get("dataset_id", "").strip(),
-        target=fields.get("target", "").strip(),
-        model_types=[value for value in form.getlist("model_types") if isinstance(value, str)],
-        params=parse_params(fields.get("params", "")),
-        task=fields.get("task", "").strip() or None,
-        test_size=_form_number(fields, "test_size", 0.2),
-        seed=int(_form_number(fields, "seed", 0)),
-        register=fields.get("register", "").strip() or None,
-        tune_trials=int(_form_number(fields, "tune_trials", 0)),
-    )
-    ids = submit_training(
-        request.app.state.settings, job_queue(request), train, user=_user(request)
-    )
+    train = TrainRequest.from_form(await request.form())
+    location = await run_in_threadpool(_submit_and_locate, request, train)
+    return RedirectResponse(location, status_code=303)
+
+
+def _submit_and_locate(request: Request, train: TrainRequest) -> str:
+    """Queue ``train``; the page of its job, or of its batch when it made several."""
+    ids = _submit(request, train)
     if len(ids) == 1:
-        return RedirectResponse(f"/jobs/{ids[0]}", status_code=303)
-    batch = job_queue(request).get(ids[0]).batch
-    return RedirectResponse(f"/jobs?batch={batch}", status_code=303)
-
-
-def _form_number(fields: dict[str, Any], name: str, default: float) -> float:
-    text = str(fields.get(name, "")).strip()
-    if not text:
-        return default
-    try:
-        return float(text)
-    except ValueError:
-        raise FlowscopeError(f"{name} must be a number, not {text!r}") from None
+        return f"/jobs/{ids[0]}"
+    return f"/jobs?batch={job_queue(request).get(ids[0]).batch}"
 
 
 @router.get("/jobs")
@@ -136,17 +121,21 @@ def cancel_from_page(request: Request, job_id: str) -> Response:
 async def register_best(request: Request, job_id: str) -> Response:
     """Register the best run of the job's batch as a version of the name given."""
     from flowscope.jobs.view import best_of_batch
-    from flowscope.registry.register import register_run
+    from flowscope.registry.register import RegisteredVersion, register_run
 
     form = await request.form()
     name = str(form.get("name") or "").strip()
-    queue = job_queue(request)
-    best = best_of_batch(queue, queue.get(job_id))
-    if best is None:
-        raise FlowscopeError(
-            "no job of this batch succeeded: there is no run to register", status=409
-        )
-    version = register_run(request.app.state.settings, best["run_id"], name)
+
+    def register() -> RegisteredVersion:  # registry round-trips: off the event loop
+        queue = job_queue(request)
+        best = best_of_batch(queue, queue.get(job_id))
+        if best is None:
+            raise FlowscopeError(
+                "no job of this batch succeeded: there is no run to register", status=409
+            )
+        return register_run(request.app.state.settings, best["run_id"], name)
+
+    version = await run_in_threadpool(register)
     return RedirectResponse(
         f"/models/{quote(version.name, safe='')}?registered={version.version}", status_code=303
     )
