@@ -63,6 +63,7 @@ import argparse
 import json
 import logging
 import tempfile
+import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -395,15 +396,34 @@ def dashboard_figures(
     ], {"runs page (whole)": whole_page_s, "best page (whole)": whole_best_s}
 
 
+def wait_for_indexes(engine: sa.Engine, timeout: float = 600.0) -> None:
+    """Until every one of flowscope's indexes is built and valid."""
+    from flowscope.analysis._sql import INDEXES
+
+    valid = sa.text(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indisvalid"
+    )
+    deadline = time.monotonic() + timeout
+    while True:
+        with engine.connect() as conn:
+            if set(INDEXES) <= set(conn.scalars(valid)):
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError("flowscope's indexes were not built in time")
+        time.sleep(0.5)
+
+
 def dashboard_part(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
     console = Console(width=None if sys.stdout.isatty() else 120)
     workers = args.dashboard_workers
     with open_store("postgres", root / "dashboard", [args.runs], console) as store:
         experiment = store.experiments[args.runs]
         with running_server("flowscope", root / "dashboard-server", store.uri, workers) as server:
-            # the server's first use of the database made flowscope's indexes: statistics
-            # and the visibility map for them too
+            # one of the server's workers builds flowscope's indexes while the others
+            # serve: wait for them, then statistics and the visibility map for them too
             engine = sa.create_engine(store.uri)
+            wait_for_indexes(engine)
             vacuum_analyze(engine)
             engine.dispose()
             measured, pages = dashboard_figures(server, experiment, args.runs)

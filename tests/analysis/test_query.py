@@ -542,3 +542,33 @@ def test_postgres_indexes_are_built_whole_and_a_broken_build_is_redone(tmp_path:
         assert valid(url)["flowscope_latest_metrics_value"] is False
         SqlRunStore(make_settings(tmp_path, url)).close()
         assert valid(url) == dict.fromkeys(INDEXES, True)
+
+
+@pytest.mark.postgres
+def test_one_process_builds_the_indexes_and_the_others_do_not_wait(tmp_path: Path) -> None:
+    """A server's workers start together: one builds flowscope's indexes while the others
+    go on without them (two concurrent builds deadlock and leave an invalid index)."""
+    import psycopg
+
+    from flowscope.analysis._sql import INDEX_BUILD_LOCK, INDEXES
+    from tests.conftest import throwaway_postgres
+
+    with throwaway_postgres("flowscope_index_lock") as url:
+        MlflowClient(url).search_experiments()  # MLflow's tables
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        with psycopg.connect(dsn, autocommit=True) as builder:  # another worker, building
+            builder.execute(f"SELECT pg_advisory_lock({INDEX_BUILD_LOCK})")
+            SqlRunStore(make_settings(tmp_path, url)).close()  # does not wait for it
+            names = {
+                index["name"] for index in sa.inspect(sa.create_engine(url)).get_indexes("tags")
+            }
+            assert "flowscope_tags_other_kinds" not in names
+        SqlRunStore(make_settings(tmp_path, url)).close()
+        engine = sa.create_engine(url)
+        names = {
+            index["name"]
+            for table in ("runs", "latest_metrics", "tags")
+            for index in sa.inspect(engine).get_indexes(table)
+        }
+        engine.dispose()
+        assert set(INDEXES) <= names

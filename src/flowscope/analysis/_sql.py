@@ -718,36 +718,63 @@ def open_engine(settings: Settings) -> sa.Engine:
     return engine
 
 
+# PostgreSQL: one process builds flowscope's indexes at a time. Two concurrent builds on
+# one table deadlock (each waits for the other's transaction), leaving an invalid index.
+INDEX_BUILD_LOCK = 0x666C6F77  # a pg_try_advisory_lock key: "flow"
+
+
 def ensure_indexes(engine: sa.Engine) -> None:
     """Create flowscope's few indexes in MLflow's database, once; a failure (no right to
     create indexes, a concurrent creator) only costs speed."""
-    postgres = engine.dialect.name == "postgresql"
-    present = {
-        index["name"]
-        for table, _, _ in INDEXES.values()
-        for index in sa.inspect(engine).get_indexes(table)
-    }
-    usable = _valid_postgres_indexes(engine) if postgres else present
-    for name, (table, columns, where) in INDEXES.items():
-        made = f"{name} ON {table} ({columns})" + (f" WHERE {where}" if where else "")
-        if name in usable:
-            continue
+    if engine.dialect.name != "postgresql":
+        present = _present_indexes(engine)
+        for name, made in _index_statements():
+            if name not in present:
+                _create_index(engine, name, f"CREATE INDEX IF NOT EXISTS {made}")
+        return
+    with engine.connect() as guard:
+        guard = guard.execution_options(isolation_level="AUTOCOMMIT")
+        # without waiting: another process (a server's other worker) is building them, and
+        # queries are correct meanwhile, only slower
+        if not guard.scalar(sa.text(f"SELECT pg_try_advisory_lock({INDEX_BUILD_LOCK})")):
+            return
         try:
-            if postgres:
-                # outside a transaction, without blocking writes; a build cut short leaves
-                # an invalid index of that name, dropped and built again here
-                with engine.connect() as conn:
-                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    if name in present:
-                        conn.execute(sa.text(f"DROP INDEX CONCURRENTLY IF EXISTS {name}"))
-                    conn.execute(sa.text(f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {made}"))
-            else:
-                with engine.begin() as conn:
-                    conn.execute(sa.text(f"CREATE INDEX IF NOT EXISTS {made}"))
-        except sa.exc.SQLAlchemyError as exc:
-            _log.warning(
-                "could not create index %s (queries stay correct, only slower): %s", name, exc
-            )
+            present = _present_indexes(engine)
+            usable = _valid_postgres_indexes(engine)
+            for name, made in _index_statements():
+                if name in usable:
+                    continue
+                # outside a transaction, without blocking MLflow's writes; a build cut
+                # short leaves an invalid index of that name, dropped and built again
+                drop = f"DROP INDEX CONCURRENTLY IF EXISTS {name}" if name in present else None
+                _create_index(engine, name, f"CREATE INDEX CONCURRENTLY IF NOT EXISTS {made}", drop)
+        finally:
+            guard.execute(sa.text(f"SELECT pg_advisory_unlock({INDEX_BUILD_LOCK})"))
+
+
+def _index_statements() -> Iterator[tuple[str, str]]:
+    for name, (table, columns, where) in INDEXES.items():
+        yield name, f"{name} ON {table} ({columns})" + (f" WHERE {where}" if where else "")
+
+
+def _present_indexes(engine: sa.Engine) -> set[str]:
+    inspector = sa.inspect(engine)
+    return {
+        str(index["name"])
+        for table in {table for table, _, _ in INDEXES.values()}
+        for index in inspector.get_indexes(table)
+    }
+
+
+def _create_index(engine: sa.Engine, name: str, create: str, drop: str | None = None) -> None:
+    try:
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            if drop:
+                conn.execute(sa.text(drop))
+            conn.execute(sa.text(create))
+    except sa.exc.SQLAlchemyError as exc:
+        _log.warning("could not create index %s (queries stay correct, only slower): %s", name, exc)
 
 
 def _valid_postgres_indexes(engine: sa.Engine) -> set[str]:
