@@ -205,27 +205,20 @@ def test_a_job_that_cannot_fit_ends_failed_with_its_run_failed(settings: Setting
 
 
 def test_a_job_whose_run_could_not_be_delivered_ends_failed_saying_so(tmp_path: Path) -> None:
-    """The artifact store cannot be reached (an S3 endpoint nobody listens on): the model
-    never reaches the store, so the job is not a success and registers nothing."""
-    from tests.servers import free_port
-
-    settings = job_settings(tmp_path, artifact_root="s3://nowhere/artifacts", flush_timeout=3.0)
-    environment = {
-        "MLFLOW_S3_ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
-        "AWS_ACCESS_KEY_ID": "nobody",
-        "AWS_SECRET_ACCESS_KEY": "nothing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-    }
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in environment.items():
-            patch.setenv(name, value)
-        queue = JobQueue(settings)
-        [job_id] = submit(settings, queue, register="never")
-        queue.start_embedded()
-        try:
-            job = queue.wait(job_id, 300)
-        finally:
-            queue.stop_embedded()
+    """The artifact store cannot take the model (its folder would be inside a file): the
+    model never reaches the store, so the job is not a success and registers nothing."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the artifact folder would be")
+    settings = job_settings(
+        tmp_path, artifact_root=(blocker / "artifacts").as_uri(), flush_timeout=3.0
+    )
+    queue = JobQueue(settings)
+    [job_id] = submit(settings, queue, register="never")
+    queue.start_embedded()
+    try:
+        job = queue.wait(job_id, 300)
+    finally:
+        queue.stop_embedded()
     assert job.state == "failed", job
     assert job.error and "not all of it reached the tracking store" in job.error
     assert "the model was not registered" in job.error
