@@ -23,6 +23,7 @@ from flowscope.server.artifacts import resolve_proxied_artifacts_in_place
 from flowscope.web import create_app
 from tests.conftest import make_settings, throwaway_postgres
 from tests.servers import TrackingServer, trained_by_a_job
+from tests.writers import metric_points
 
 pytestmark = [pytest.mark.server, pytest.mark.postgres, pytest.mark.slow]
 
@@ -185,11 +186,7 @@ def test_flowscope_sdk_delivers_every_point_once(server: TrackingServer, tmp_pat
     assert run.run_id is not None
     assert run.delivery_error is None
     client = MlflowClient(server.url)
-    points: Counter[tuple[str, int, float]] = Counter()
-    for i in range(metrics):
-        for point in client.get_metric_history(run.run_id, f"m{i}"):
-            points[(point.key, point.step, point.value)] += 1
-    assert points == Counter(
+    assert metric_points(client, run.run_id, metrics) == Counter(
         (f"m{i}", step, float(step * 10 + i)) for step in range(steps) for i in range(metrics)
     )
     stored = client.get_run(run.run_id)

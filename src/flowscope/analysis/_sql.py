@@ -186,17 +186,6 @@ def kind_clause(kind: str) -> sa.ColumnElement[bool]:
     return other.where(tag.value == kind).exists()
 
 
-def kind_column() -> tuple[Any, sa.ColumnElement[Any]]:
-    """An outer-joinable alias of the kind tag, and the run's kind read from it."""
-    tag = aliased(SqlTag)
-    kind = sa.case((tag.run_uuid.is_(None), DEFAULT_KIND), else_=tag.value)
-    return tag, kind
-
-
-def join_kind(stmt: sa.Select[Any], tag: Any) -> sa.Select[Any]:
-    return stmt.outerjoin(tag, sa.and_(tag.run_uuid == SqlRun.run_uuid, tag.key == KIND_TAG))
-
-
 def run_conditions(
     experiment_ids: Sequence[int], kind: str | None, clauses: Sequence[sa.ColumnElement[bool]]
 ) -> list[sa.ColumnElement[bool]]:
