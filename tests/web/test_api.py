@@ -73,6 +73,29 @@ def test_the_best_run_is_mlflows_first(client: TestClient, seeded: Settings, iri
     assert body["value"] == first.data.metrics["accuracy"]
 
 
+def test_the_best_run_counts_what_mlflow_finds_unless_asked_not_to(
+    client: TestClient, seeded: Settings, iris: str
+) -> None:
+    where = "metrics.accuracy > 0.5"
+    matching = MlflowClient(seeded.tracking_uri).search_runs(
+        [iris], filter_string=where, max_results=1000
+    )
+    training = [
+        run for run in matching if run.data.tags.get("flowscope.kind", "training") == "training"
+    ]
+    params = {"metric": "accuracy", "direction": "max", "filter": where, "kind": "training"}
+    counted = client.get(f"/api/experiments/{iris}/best", params=params).json()
+    assert counted["considered"] == len(training) > 1
+    assert counted["without_metric"] == 0
+    uncounted = client.get(f"/api/experiments/{iris}/best", params={**params, "counts": "false"})
+    assert uncounted.status_code == 200, uncounted.text
+    body = uncounted.json()
+    assert (body["considered"], body["without_metric"]) == (None, None)
+    assert body["winner"] == counted["winner"]
+    assert body["runners_up"] == counted["runners_up"]
+    assert body["tie_break"] == counted["tie_break"]
+
+
 @pytest.mark.parametrize(
     ("path", "params", "status", "named"),
     [

@@ -204,8 +204,10 @@ class ClientRunStore:
         kind: str | None = "training",
         filter_string: str = "",
         runners_up: int = 3,
+        counts: bool = True,
     ) -> BestRun:
-        """The best run as :meth:`SqlRunStore.best` finds it, from every matching run."""
+        """The best run as :meth:`SqlRunStore.best` finds it, from every matching run (which
+        counts them whatever ``counts`` says)."""
         direction = check_best(metric, direction, value, runners_up)
         rows = [run_row(run) for run in self._all_runs(experiment_ids, kind, filter_string)]
         scored = rows if value == "last" else [self._scored(row, metric, value) for row in rows]

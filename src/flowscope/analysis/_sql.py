@@ -328,11 +328,17 @@ def best_by_latest(
     metric: str,
     direction: str,
     limit: int,
-) -> tuple[list[Ranked], int]:
+    counts: bool = True,
+) -> tuple[list[Ranked], int | None]:
     """What :func:`best_ranking` gives by the latest value of ``metric`` (the runs with a
     score, and how many runs were considered), in three short queries instead of a sort of
     every run: the top ``limit`` walk down the metric's value index, the two counts read
-    it alone, and the runs sharing the winner's score are looked up by that value."""
+    it alone, and the runs sharing the winner's score are looked up by that value.
+
+    Without ``counts``, the two counts are left out (``None``; each run's are its rank's
+    lower bound): they read every matching run, which is most of the time at 100,000
+    runs, and a caller asking only for the winner (as ``search_runs`` does) need not wait
+    for them. With no run scored they are counted anyway, for the error to name."""
     ranking: Any = sa.select(SqlRun.run_uuid, SqlRun.start_time).select_from(SqlRun)
     top_query, joined = latest_metric_join(ranking, metric)
     score = joined.value
@@ -347,10 +353,12 @@ def best_by_latest(
         .limit(limit)
     ).all()
     counting: Any = sa.select(sa.func.count()).select_from(SqlRun)
-    counted, joined = latest_metric_join(counting, metric, outer=True)
-    considered, with_metric = conn.execute(
-        counted.add_columns(sa.func.count(joined.value)).where(*conditions)
-    ).one()
+    considered, with_metric = len(top), len(top)
+    if counts or not top:
+        counted, joined = latest_metric_join(counting, metric, outer=True)
+        considered, with_metric = conn.execute(
+            counted.add_columns(sa.func.count(joined.value)).where(*conditions)
+        ).one()
     if not top:
         return [], int(considered)
     sharing_query, joined = latest_metric_join(counting, metric)
@@ -364,7 +372,7 @@ def best_by_latest(
         Ranked(row.run_uuid, float(row.score), int(considered), int(with_metric), sharing)
         for row in top
     ]
-    return ranked, int(considered)
+    return ranked, int(considered) if counts else None
 
 
 def latest_metric_join(

@@ -80,7 +80,8 @@ class BestRun:
     ``ranking`` lists the ranked runs best first (the winner and runners-up from a run
     store, every scored run from :func:`best_run`) and ``scores`` what each was ranked by:
     the rows show a metric's latest value, which is not the score when ranking by the min
-    or max over steps."""
+    or max over steps. Not ``counted``, ``considered`` and ``without_metric`` are the
+    lower bounds the ranking itself shows, and :meth:`as_dict` gives them as ``None``."""
 
     metric: str
     direction: str
@@ -93,6 +94,7 @@ class BestRun:
     tie_break: str | None = None
     ranking: list[Mapping[str, Any]] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
+    counted: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -102,8 +104,8 @@ class BestRun:
             "value": self.value,
             "winner": dict(self.winner),
             "runners_up": [dict(row) for row in self.runners_up],
-            "considered": self.considered,
-            "without_metric": self.without_metric,
+            "considered": self.considered if self.counted else None,
+            "without_metric": self.without_metric if self.counted else None,
             "tie_break": self.tie_break,
         }
 
@@ -119,6 +121,7 @@ def ranked_result(
     scored: int,
     sharing: int,
     runners_up: int,
+    counted: bool = True,
 ) -> BestRun:
     """The :class:`BestRun` for runs already ranked by :func:`rank_key`: ``considered`` runs
     looked at, ``scored`` of them with a score, ``sharing`` with the winner's score. No
@@ -137,6 +140,7 @@ def ranked_result(
         tie_break=tie_break_note(metric, float(scores[0]), sharing),
         ranking=list(ranking),
         scores=[float(score) for score in scores],
+        counted=counted,
     )
 
 

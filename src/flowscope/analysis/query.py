@@ -288,21 +288,24 @@ class SqlRunStore:
         kind: str | None = "training",
         filter_string: str = "",
         runners_up: int = 3,
+        counts: bool = True,
     ) -> BestRun:
         """The best run by ``metric`` among those matching, ranked in SQL by the rule of
         :mod:`flowscope.analysis.best` (NaN and missing left out, ties to the earliest start).
         ``value`` "min"/"max" scores each run by its metric history (the rows still show the
         latest value, ``scores`` the ranked ones). ``ranking`` holds the winner and runners-up
-        only."""
+        only. Without ``counts``, the runs considered are not counted when that would cost
+        more than the ranking (by the latest value)."""
         direction = check_best(metric, direction, value, runners_up)
         constraints = filter_string or None
         try:
             with self._engine.connect() as conn:
                 conditions = self._conditions(conn, experiment_ids, kind, filter_string)
                 if value == "last":
-                    top, considered = _sql.best_by_latest(
-                        conn, conditions, metric, direction, 1 + runners_up
+                    top, counted = _sql.best_by_latest(
+                        conn, conditions, metric, direction, 1 + runners_up, counts
                     )
+                    considered = len(top) if counted is None else counted
                 else:
                     ranked = _sql.best_ranking(
                         conditions, metric, value, direction, 1 + runners_up, self._dialect
@@ -320,6 +323,7 @@ class SqlRunStore:
                         if row.score is not None
                     ]
                     considered = int(rows[0].considered) if rows else 0
+                    counted = considered
                 runs = _sql.fetch_runs(conn, [row.run_uuid for row in top])
         except _sql.Unsupported:
             return self._fallback.best(
@@ -342,6 +346,7 @@ class SqlRunStore:
             scored=int(top[0].with_metric) if top else 0,
             sharing=int(top[0].sharing) if top else 0,
             runners_up=runners_up,
+            counted=counted is not None,
         )
 
     def runs(self, run_ids: list[str]) -> list[dict[str, Any]]:

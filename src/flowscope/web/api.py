@@ -77,9 +77,11 @@ async def best_run(
     filter: str = "",
     kind: str | None = None,
     runners_up: Annotated[int, Query(ge=0, le=20)] = 3,
+    counts: bool = True,
 ) -> Response:
     """The best run by ``metric`` (``value`` last, min or max over its steps) among those
-    matching, with its runners-up and what decided it."""
+    matching, with its runners-up and what decided it; ``counts=false`` leaves out how many
+    runs were considered (``null``) when counting them would cost more than the ranking."""
     found = await run_in_threadpool(
         request.app.state.store.best,
         [experiment_id],
@@ -89,5 +91,6 @@ async def best_run(
         kind=kind or None,
         filter_string=filter.strip(),
         runners_up=runners_up,
+        counts=counts,
     )
     return json_response({"ok": True, **found.as_dict()})
