@@ -916,6 +916,16 @@ def server(
             show_default=False,
         ),
     ] = None,
+    auth: Annotated[
+        bool,
+        typer.Option(
+            "--auth/--no-auth",
+            envvar="FLOWSCOPE_AUTH",
+            help="Require signing in on every route but /health and the login page, with "
+            "MLflow's users and permissions; the first admin comes from "
+            "FLOWSCOPE_ADMIN_USERNAME and FLOWSCOPE_ADMIN_PASSWORD.",
+        ),
+    ] = False,
 ) -> None:
     """Serve MLflow's tracking server (REST API, proxied artifacts, its UI at /) and
     flowscope's dashboard at /flowscope/, on one port."""
@@ -923,7 +933,7 @@ def server(
     from flowscope.server.serve import prepare, run
 
     config = ServerConfig(
-        backend_store_uri, resolve_destination(artifacts_destination), allowed_hosts
+        backend_store_uri, resolve_destination(artifacts_destination), allowed_hosts, auth
     )
     prepare(config)  # a database or artifact destination at fault ends it here, named
     typer.echo(

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -226,6 +226,60 @@ class Settings(BaseSettings):
         validation_alias=_aliases("jobs_embedded"),
         description="Whether `flowscope ui` runs jobs itself; unset: it does when no "
         "`jobs_url` is set (start `flowscope worker` processes otherwise).",
+    )
+
+    # -- who may do what (flowscope server --auth, flowscope serve --auth) --------------
+    auth: bool = Field(
+        False,
+        validation_alias=_aliases("auth"),
+        description="Require a signed-in user (password, API token or browser session) on "
+        "every route but `/health` and the login page, with MLflow's permissions per "
+        "experiment and registered model.",
+    )
+    auth_database_uri: str | None = Field(
+        None,
+        validation_alias=_aliases("auth_database_uri"),
+        description="Database of the users, permissions and API tokens (MLflow's auth "
+        "store); the tracking database when unset.",
+    )
+    admin_username: str | None = Field(
+        None,
+        validation_alias=_aliases("admin_username"),
+        description="Name of the first admin, created when the user store has none.",
+    )
+    admin_password: SecretStr | None = Field(
+        None,
+        validation_alias=_aliases("admin_password"),
+        description="Password of the first admin: at least 12 characters and not a known "
+        "default; the server refuses to start without one.",
+    )
+    default_permission: Literal["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"] = Field(
+        "READ",
+        validation_alias=_aliases("default_permission"),
+        description="What a user may do with an experiment or model nobody granted them "
+        "anything on (MLflow's `default_permission`); NO_PERMISSIONS to share nothing by "
+        "default.",
+    )
+    secret_key: SecretStr | None = Field(
+        None,
+        validation_alias=_aliases("secret_key", "MLFLOW_FLASK_SERVER_SECRET_KEY"),
+        description="Key signing browser sessions and their CSRF tokens, the same for every "
+        "process of a server; when unset, `flowscope server --auth` makes one at start-up "
+        "(sessions then end when it restarts).",
+    )
+    session_hours: float = Field(
+        12.0,
+        gt=0,
+        validation_alias=_aliases("session_hours"),
+        description="Hours a browser session lasts after signing in.",
+    )
+    token_cache_seconds: float = Field(
+        10.0,
+        ge=0,
+        validation_alias=_aliases("token_cache_seconds"),
+        description="Seconds a process trusts a checked password or API token before "
+        "checking it again (a revoked token stops working in the process that revoked it "
+        "at once, in the others within this time).",
     )
 
     @field_validator("jobs_url")

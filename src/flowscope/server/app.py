@@ -50,9 +50,22 @@ def create_server_app(config: ServerConfig, settings: Settings | None = None) ->
 
     resolve_proxied_artifacts_in_place(config.artifacts_destination)
     settings = settings or dashboard_settings(config)
-    dashboard = create_app(settings, run_jobs=settings.runs_jobs_itself, ingest=True)
+    auth = None
+    if config.auth:
+        from flowscope.server.auth.mlflow_hook import process_services
 
-    app = create_fastapi_app()  # MLflow's routers and its Flask app mounted at "/"
+        auth = process_services()
+    dashboard = create_app(settings, run_jobs=settings.runs_jobs_itself, ingest=True, auth=auth)
+
+    if config.auth:
+        # MLflow's basic-auth app: its users, permissions and per-route checks on MLflow's
+        # routes, with flowscope's sign-in (mlflow_hook) as its authorization function
+        from mlflow.server import app as mlflow_flask_app
+        from mlflow.server.auth import create_app as with_mlflow_auth
+
+        app = with_mlflow_auth(mlflow_flask_app)
+    else:
+        app = create_fastapi_app()  # MLflow's routers and its Flask app mounted at "/"
     app.state.config = config
     app.state.dashboard = dashboard
     before = list(app.router.routes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 
+from flowscope.config import Settings
 from flowscope.errors import FlowscopeError
 from flowscope.server.startup import (
     PROXIED_ARTIFACT_ROOT,
@@ -19,15 +20,23 @@ from flowscope.server.startup import (
 APP_FACTORY = "flowscope.server.app:app_from_environment"
 
 
-def prepare(config: ServerConfig) -> None:
-    """Everything before serving, in the order a fault is best named: the database, the
-    artifact destination, then MLflow's tables (created or migrated once, here, rather
-    than by several workers racing). Sets MLflow's server variables in this process's
-    environment, which the workers inherit: MLflow reads its server configuration from
-    nowhere else."""
+def prepare(config: ServerConfig, settings: Settings | None = None) -> None:
+    """Everything before serving, in the order a fault is best named: the admin (with
+    ``--auth``), the database, the artifact destination, then MLflow's tables (created or
+    migrated once, here, rather than by several workers racing) and the auth tables. Sets
+    MLflow's server variables in this process's environment, which the workers inherit:
+    MLflow reads its server configuration from nowhere else."""
+    auth_variables: dict[str, str] = {}
+    if config.auth:
+        from flowscope.server.app import dashboard_settings
+        from flowscope.server.auth.startup import auth_environment
+
+        settings = settings or dashboard_settings(config, auth=True)
+        auth_variables = auth_environment(settings)
     check_database(config.backend_store_uri)
     check_artifacts(config.artifacts_destination)
     os.environ.update(mlflow_server_environment(config))
+    os.environ.update(auth_variables)
     from mlflow.server.handlers import initialize_backend_stores
 
     try:
@@ -39,6 +48,11 @@ def prepare(config: ServerConfig) -> None:
             f"the database {describe_uri(config.backend_store_uri)} cannot hold MLflow's "
             f"tables: {first_line(exc)}"
         ) from None
+    if config.auth:
+        from flowscope.server.app import dashboard_settings
+        from flowscope.server.auth.startup import bootstrap_auth
+
+        bootstrap_auth(dashboard_settings(config))
 
 
 def run(host: str, port: int, workers: int = 1) -> None:

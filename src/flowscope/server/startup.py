@@ -34,13 +34,16 @@ class ServerConfig:
     backend_store_uri: str
     artifacts_destination: str
     allowed_hosts: str | None = None  # Host headers MLflow's security middleware accepts
+    auth: bool = False  # who may do what: flowscope.server.auth
 
     @classmethod
     def from_environment(cls) -> ServerConfig:
         """The configuration a worker process inherited from ``flowscope server``."""
         try:
             return cls(
-                os.environ[BACKEND_STORE_VARIABLE], os.environ[ARTIFACTS_DESTINATION_VARIABLE]
+                os.environ[BACKEND_STORE_VARIABLE],
+                os.environ[ARTIFACTS_DESTINATION_VARIABLE],
+                auth=os.environ.get("FLOWSCOPE_AUTH", "").lower() in ("1", "true", "yes"),
             )
         except KeyError as exc:
             raise FlowscopeError(

@@ -7,14 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
 
 from flowscope.config import Settings, load_settings
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.server.auth.services import AuthServices
+from flowscope.web.access import authorize
 from flowscope.web.render import TEMPLATES, JsonSuffixMiddleware, json_response, wants_json
 
 logger = logging.getLogger(__name__)
@@ -30,13 +33,18 @@ def plotly_js_path() -> Path:
 
 
 def create_app(
-    settings: Settings | None = None, *, run_jobs: bool = False, ingest: bool = False
+    settings: Settings | None = None,
+    *,
+    run_jobs: bool = False,
+    ingest: bool = False,
+    auth: AuthServices | None = None,
 ) -> FastAPI:
     """The dashboard for ``settings``' store (SQLite, PostgreSQL or a tracking server);
     with ``run_jobs``, it runs the workbench's jobs in a thread of its own while it serves;
     with ``ingest``, it takes bulk metric writes (``flowscope server``: see
     :mod:`flowscope.server.ingest`)."""
     from flowscope.analysis.query import open_run_store
+    from flowscope.server.auth.services import open_auth
     from flowscope.serving.cache import ModelCache
     from flowscope.web import (
         api,
@@ -44,6 +52,7 @@ def create_app(
         experiments,
         inference,
         jobs,
+        login,
         models,
         predict,
         reports,
@@ -51,8 +60,10 @@ def create_app(
         studies,
         workbench,
     )
+    from flowscope.web.guard import AuthGuard
 
     settings = settings or load_settings()
+    auth = auth or open_auth(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -69,10 +80,16 @@ def create_app(
         redoc_url=None,
         openapi_url="/api/openapi",
         lifespan=lifespan,
+        # every route's permission rule (flowscope.web.access); nothing without auth
+        dependencies=[Depends(authorize)],
     )
     app.state.settings = settings
+    app.state.auth = auth
     app.state.store = open_run_store(settings)
     app.state.models = ModelCache(settings)  # loaded model versions, for predictions
+    if auth is not None:
+        # inside the .json middleware, so that a refusal knows whether JSON was asked for
+        app.add_middleware(AuthGuard, services=auth, refuse=refuse)
     app.add_middleware(JsonSuffixMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
@@ -98,6 +115,8 @@ def create_app(
         jobs,
     ):
         app.include_router(module.router)
+    if auth is not None:
+        app.include_router(login.router)
     if ingest:
         from flowscope.server.ingest import router as ingest_router
 
@@ -131,6 +150,21 @@ def create_app(
         return error_response(request, 500, "internal error; the server log has the details")
 
     return app
+
+
+async def refuse(scope: Scope, receive: Receive, send: Send, status: int, message: str) -> None:
+    """The guard's answer to a request it stops: 401 (the login page for a browser) or 403."""
+    from flowscope.web.login import login_page
+
+    request = Request(scope, receive)
+    path = request.url.path.removeprefix(scope.get("root_path", ""))
+    if status == 401 and not (wants_json(request) or path.startswith("/api/")):
+        response = login_page(request, 401, None if path in ("/", "/experiments") else message)
+    else:
+        response = error_response(request, status, message)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="flowscope"'
+    await response(scope, receive, send)
 
 
 def error_response(request: Request, status: int, message: str) -> Response:

@@ -91,9 +91,7 @@ async def receive_upload(
             raise FlowscopeError(f"no file in the form field {field_name!r}")
         fields = {key: value for key, value in form.items() if isinstance(value, str)}
         folder.mkdir(parents=True, exist_ok=True)
-        target = Path(tempfile.mkdtemp(prefix="upload-", dir=folder)) / safe_filename(
-            item.filename
-        )
+        target = Path(tempfile.mkdtemp(prefix="upload-", dir=folder)) / safe_filename(item.filename)
         digest, size = hashlib.sha256(), 0
         try:
             with target.open("wb") as out:

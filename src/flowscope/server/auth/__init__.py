@@ -1,0 +1,27 @@
+"""Who may do what on ``flowscope server --auth``: MLflow's users and permissions (its
+basic-auth store), flowscope's API tokens and browser sessions, and the permission each
+route needs. See :mod:`flowscope.web.access` for the dashboard's rules."""
+
+from flowscope.server.auth.access import Access, Forbidden
+from flowscope.server.auth.admin import check_admin
+from flowscope.server.auth.identity import Authenticator, Identity, Unauthenticated
+from flowscope.server.auth.services import AuthServices, open_auth
+from flowscope.server.auth.sessions import Session, Sessions
+from flowscope.server.auth.tokens import IssuedToken, TokenInfo, TokenRefused, TokenStore
+
+__all__ = [
+    "Access",
+    "AuthServices",
+    "Authenticator",
+    "Forbidden",
+    "Identity",
+    "IssuedToken",
+    "Session",
+    "Sessions",
+    "TokenInfo",
+    "TokenRefused",
+    "TokenStore",
+    "Unauthenticated",
+    "check_admin",
+    "open_auth",
+]
