@@ -68,3 +68,14 @@ def read_line(
         for pidfd in pidfds:
             os.close(pidfd)
     return data.decode().split("\n", 1)[0]
+
+
+class ManualClock:
+    """A clock a test moves by hand (``clock.now += 60``): what expires, expires when the
+    test says so, never while it waits."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now

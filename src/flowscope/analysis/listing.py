@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -29,11 +30,15 @@ def main_metric(metric_names: list[str]) -> str | None:
     return sorted(present)[0] if present else None
 
 
-def experiments_overview(store: RunStore) -> dict[str, Any]:
-    """Every experiment with run counts per kind, last activity and the best value of its
-    main metric."""
+def experiments_overview(
+    store: RunStore, visible: Callable[[str], bool] | None = None
+) -> dict[str, Any]:
+    """Every experiment (``visible`` says which the user may read) with run counts per
+    kind, last activity and the best value of its main metric."""
     rows = []
     for experiment in store.experiments():
+        if visible is not None and not visible(str(experiment["experiment_id"])):
+            continue
         ids = [experiment["experiment_id"]]
         metric = main_metric(store.keys(ids)["metrics"]) if experiment["runs"] else None
         best = None

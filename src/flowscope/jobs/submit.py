@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -130,9 +131,17 @@ def parse_params(text: str) -> dict[str, str]:
 
 
 def submit_training(
-    settings: Settings, queue: JobQueue, request: TrainRequest, *, user: str
+    settings: Settings,
+    queue: JobQueue,
+    request: TrainRequest,
+    *,
+    user: str,
+    permit: Callable[[str, str | None], None] | None = None,
 ) -> list[str]:
-    """Check ``request`` and queue one job per model type; the job ids."""
+    """Check ``request`` and queue one job per model type; the job ids. ``permit(task,
+    register)`` raises when the user may not train in that task's experiment (or register
+    that model); it is called once the request is known to be good, before anything is
+    queued."""
     import uuid
 
     from flowscope.modeling.catalog import build_estimator, estimator_class, get_model_type
@@ -164,6 +173,8 @@ def submit_training(
         estimator_class(model_type, problem)  # the model type does this problem
         if not request.tune_trials:
             build_estimator(model_type, problem, request.params, request.seed)
+    if permit is not None:
+        permit(task, request.register)
     base = {
         "dataset_id": request.dataset_id,
         "target": request.target,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from flowscope.config import Settings
@@ -16,8 +17,15 @@ _RANKING = {
 }
 
 
-def jobs_view(queue: JobQueue, *, batch: str = "") -> dict[str, Any]:
-    jobs = [job for job in queue.all() if not batch or job.batch == batch]
+def jobs_view(
+    queue: JobQueue, *, batch: str = "", visible: Callable[[Job], bool] | None = None
+) -> dict[str, Any]:
+    """The jobs (of ``batch``), newest first, those ``visible`` says the user may see."""
+    jobs = [
+        job
+        for job in queue.all()
+        if (not batch or job.batch == batch) and (visible is None or visible(job))
+    ]
     counts = {state: sum(job.state == state for job in jobs) for state in _STATES}
     best = best_of_batch(queue, jobs[0]) if batch and jobs else None
     return {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError, NotFoundError
@@ -17,13 +18,18 @@ if TYPE_CHECKING:
 _HEADLINE = ("accuracy", "f1", "roc_auc", "precision_1", "recall_1", "r2", "rmse", "pinball_0.5")
 
 
-def models_overview(settings: Settings) -> dict[str, Any]:
-    """Every registered model: its versions count, aliases and last update."""
+def models_overview(
+    settings: Settings, visible: Callable[[str], bool] | None = None
+) -> dict[str, Any]:
+    """Every registered model (``visible`` says which the user may read): its versions
+    count, aliases and last update."""
     client = client_for(settings)
     models = []
     for model in client.search_registered_models(max_results=1000):
         if (model.tags or {}).get(LOCK_TAG):
             continue  # a promotion's lock (registry/lock.py), not a model
+        if visible is not None and not visible(model.name):
+            continue
         versions = client.search_model_versions(f"name = '{_quote(model.name)}'")
         models.append(
             {

@@ -11,8 +11,9 @@ themselves to what the user may read.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import Request
 
@@ -177,3 +178,57 @@ def experiment_of_task(request: Request, task: str) -> str | None:
     except MlflowException:
         return None
     return None if experiment is None else str(experiment.experiment_id)
+
+
+def authorize_training(request: Request, task: str, register: str | None) -> None:
+    """A training job's permissions: EDIT on the experiment it logs to (a new one is made
+    now, with MANAGE for its creator, as MLflow gives the creator of an experiment) and,
+    when it registers its model, EDIT on that model (MANAGE on a new name)."""
+    access = access_of(request)
+    if access.identity is None:
+        return
+    access.require_writer()
+    from flowscope.tracking.store import StoreAccess
+
+    settings = request.app.state.settings
+    name = settings.experiment_name(task)
+    existing = experiment_of_task(request, task)
+    if existing is None:
+        access.grant_manage(EXPERIMENT, StoreAccess(settings).experiment_id(name))
+    else:
+        access.require(EXPERIMENT, existing, "update", f"experiment {name!r}")
+    if register:
+        authorize_registering(request, register)
+
+
+def authorize_registering(request: Request, name: str) -> None:
+    """EDIT on registered model ``name``, or MANAGE granted now when there is none yet."""
+    access = access_of(request)
+    if access.identity is None:
+        return
+    from mlflow.exceptions import MlflowException
+
+    from flowscope.mlflow_client import client_for
+
+    try:
+        client_for(request.app.state.settings).get_registered_model(name)
+    except MlflowException:
+        access.grant_manage(REGISTERED_MODEL, name)
+        return
+    access.require(REGISTERED_MODEL, name, "update", f"model {name!r}")
+
+
+def visible_job(request: Request, access: Access) -> Callable[[Any], bool]:
+    """Whether the user may see a job: theirs, or READ on the experiment it logs to."""
+    experiments: dict[str, str | None] = {}
+
+    def visible(job: Any) -> bool:
+        if access.unrestricted or (access.identity and job.user == access.identity.username):
+            return True
+        task = str(job.request.get("task") or "")
+        if task not in experiments:
+            experiments[task] = experiment_of_task(request, task)
+        experiment_id = experiments[task]
+        return experiment_id is not None and access.allows(EXPERIMENT, experiment_id, "read")
+
+    return visible

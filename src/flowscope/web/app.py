@@ -63,7 +63,6 @@ def create_app(
     from flowscope.web.guard import AuthGuard
 
     settings = settings or load_settings()
-    auth = auth or open_auth(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -84,8 +83,9 @@ def create_app(
         dependencies=[Depends(authorize)],
     )
     app.state.settings = settings
-    app.state.auth = auth
     app.state.store = open_run_store(settings)
+    # after the run store: on a new database MLflow's tables come first, then the auth ones
+    auth = app.state.auth = auth or open_auth(settings)
     app.state.models = ModelCache(settings)  # loaded model versions, for predictions
     if auth is not None:
         # inside the .json middleware, so that a refusal knows whether JSON was asked for

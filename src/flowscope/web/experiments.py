@@ -3,13 +3,16 @@ the Tuning tab lists the experiment's studies."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from flowscope.analysis.listing import RunsQuery, experiments_overview, runs_listing
+from flowscope.server.auth.access import EXPERIMENT
 from flowscope.tuning.view import with_studies
+from flowscope.web.access import access_of
 from flowscope.web.render import page
 
 router = APIRouter()
@@ -17,7 +20,9 @@ router = APIRouter()
 
 @router.get("/experiments")
 def experiments(request: Request) -> Response:
-    return page(request, "experiments.html", experiments_overview(request.app.state.store))
+    access = access_of(request)
+    visible = None if access.unrestricted else partial(access.allows, EXPERIMENT, need="read")
+    return page(request, "experiments.html", experiments_overview(request.app.state.store, visible))
 
 
 @router.get("/experiments/{experiment_id}")

@@ -14,6 +14,12 @@ from flowscope.errors import FlowscopeError
 from flowscope.jobs import JobQueue, TrainRequest, submit_training
 from flowscope.jobs.view import job_view, jobs_view
 from flowscope.os_user import os_user
+from flowscope.web.access import (
+    access_of,
+    authorize_registering,
+    authorize_training,
+    visible_job,
+)
 from flowscope.web.render import json_response, page
 
 router = APIRouter()
@@ -51,12 +57,23 @@ async def create_jobs(request: Request) -> Response:
 
 def _submit(request: Request, train: TrainRequest) -> list[str]:
     settings = request.app.state.settings
-    return submit_training(settings, job_queue(request), train, user=_user(request))
+    return submit_training(
+        settings,
+        job_queue(request),
+        train,
+        user=_user(request),
+        permit=lambda task, register: authorize_training(request, task, register),
+    )
+
+
+def _jobs(request: Request, batch: str) -> dict[str, Any]:
+    visible = visible_job(request, access_of(request))
+    return jobs_view(job_queue(request), batch=batch.strip(), visible=visible)
 
 
 @router.get("/api/jobs")
 def list_jobs(request: Request, batch: str = "") -> Response:
-    return json_response({"ok": True, **jobs_view(job_queue(request), batch=batch.strip())})
+    return json_response({"ok": True, **_jobs(request, batch)})
 
 
 @router.get("/api/jobs/{job_id}")
@@ -101,7 +118,7 @@ def _submit_and_locate(request: Request, train: TrainRequest) -> str:
 
 @router.get("/jobs")
 def jobs_page(request: Request, batch: str = "") -> Response:
-    return page(request, "jobs.html", jobs_view(job_queue(request), batch=batch.strip()))
+    return page(request, "jobs.html", _jobs(request, batch))
 
 
 @router.get("/jobs/{job_id}")
@@ -133,6 +150,7 @@ async def register_best(request: Request, job_id: str) -> Response:
             raise FlowscopeError(
                 "no job of this batch succeeded: there is no run to register", status=409
             )
+        authorize_registering(request, name)
         return register_run(request.app.state.settings, best["run_id"], name)
 
     version = await run_in_threadpool(register)

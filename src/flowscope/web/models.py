@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from urllib.parse import parse_qs, quote
 
 from fastapi import APIRouter, Request
@@ -12,6 +13,8 @@ from flowscope.errors import FlowscopeError
 from flowscope.registry.history import decision_history
 from flowscope.registry.promotion import apply_promotion, preview_promotion
 from flowscope.registry.versions import compare_versions, model_detail, models_overview
+from flowscope.server.auth.access import REGISTERED_MODEL
+from flowscope.web.access import access_of
 from flowscope.web.render import json_response, page, wants_json
 
 _MAX_POLICY_BYTES = 64 * 1024
@@ -21,7 +24,9 @@ router = APIRouter()
 
 @router.get("/models")
 def models(request: Request) -> Response:
-    return page(request, "models.html", models_overview(request.app.state.settings))
+    access = access_of(request)
+    visible = None if access.unrestricted else partial(access.allows, REGISTERED_MODEL, need="read")
+    return page(request, "models.html", models_overview(request.app.state.settings, visible))
 
 
 @router.get("/models/{name}/compare")
