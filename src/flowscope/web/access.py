@@ -88,9 +88,11 @@ RULES: dict[str, Rule] = {
     "POST /api/ingest/runs/{run_id}/metrics": Rule("run", "update", "run_id"),
     "GET /api/tokens": SIGNED_IN,
     "POST /api/tokens": SIGNED_IN,  # a read token may not make a write one: the handler
-    "POST /api/tokens/{token_id}/revoke": SIGNED_IN,  # one's own, or any for an admin
+    "POST /api/tokens/{token_id}/revoke": WRITER,  # one's own, or any for an admin
     "GET /tokens": SIGNED_IN,
     "POST /tokens": SIGNED_IN,  # the same as POST /api/tokens
+    "GET /login": SIGNED_IN,  # public to the anonymous (the guard); signed in: switch user
+    "POST /login": SIGNED_IN,
     "POST /logout": SIGNED_IN,
 }
 
