@@ -12,6 +12,7 @@ half of it, and a refused upload leaves nothing behind. Built-in data sets have 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -53,9 +54,12 @@ def staging_dir(settings: Settings) -> Path:
     return folder
 
 
-def store_upload(settings: Settings, path: Path, filename: str, sha256: str) -> dict[str, Any]:
+def store_upload(
+    settings: Settings, path: Path, filename: str, sha256: str, owner: str | None = None
+) -> dict[str, Any]:
     """Check, parse and keep the uploaded file at ``path`` (taken over: it is moved, or
-    removed when refused) and return its ``meta.json``.
+    removed when refused) and return its ``meta.json``. ``owner`` (the signed-in user) is
+    one of those who may use it from then on: see :func:`may_use_dataset`.
 
     Refused with a 400 naming the problem: a type other than CSV/TSV/TXT/XLSX, binary or
     undecodable text, an unsafe workbook (see :mod:`flowscope.modeling.file_checks`), an
@@ -71,6 +75,7 @@ def store_upload(settings: Settings, path: Path, filename: str, sha256: str) -> 
         kept = staging / name
         shutil.move(path, kept)
         if existing.exists():
+            _add_owner(existing.parent, owner)
             return _read_meta(existing)
         check_table_file(kept, name, settings.upload_max_bytes)
         frame = _read_upload(kept, name)
@@ -90,11 +95,40 @@ def store_upload(settings: Settings, path: Path, filename: str, sha256: str) -> 
             staging.rename(existing.parent)
         except OSError:
             if existing.exists():  # the same file, accepted meanwhile by another request
+                _add_owner(existing.parent, owner)
                 return _read_meta(existing)
             raise
+        _add_owner(existing.parent, owner)
         return meta
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _owner_mark(folder: Path, user: str) -> Path:
+    # a digest, not the name: a user name is no safe file name
+    return folder / "owners" / hashlib.sha256(user.encode()).hexdigest()
+
+
+def _add_owner(folder: Path, owner: str | None) -> None:
+    """One empty file per user who uploaded these bytes: no file is ever rewritten, so two
+    uploads at once cannot lose one."""
+    if owner is not None:
+        mark = _owner_mark(folder, owner)
+        mark.parent.mkdir(exist_ok=True)
+        mark.touch()
+
+
+def may_use_dataset(settings: Settings, dataset_id: str, user: str | None) -> bool:
+    """Whether ``user`` may see and train on the data set: a built-in one, or one they
+    uploaded (the same bytes uploaded by two users are one data set of both). ``None``:
+    no sign-in on this server, everyone may."""
+    if user is None or dataset_id.startswith(BUILTIN_PREFIX):
+        return True
+    try:
+        folder = dataset_folder(settings, dataset_id)
+    except NotFoundError:
+        return True  # the caller's own lookup names it as missing
+    return _owner_mark(folder, user).exists()
 
 
 def _stored_name(filename: str) -> str:
@@ -169,12 +203,15 @@ def _builtin_summary(name: str) -> tuple[str, tuple[int, int]]:
     return target, (int(frame.shape[0]), int(frame.shape[1]))
 
 
-def list_datasets(settings: Settings) -> list[dict[str, Any]]:
-    """Uploaded data sets (newest first), then the built-in ones."""
+def list_datasets(settings: Settings, user: str | None = None) -> list[dict[str, Any]]:
+    """Uploaded data sets (newest first; ``user``'s only, when given), then the built-in
+    ones."""
     uploaded = []
     folder = datasets_dir(settings)
     if folder.is_dir():
         for meta_path in folder.glob("*/meta.json"):
+            if user is not None and not _owner_mark(meta_path.parent, user).exists():
+                continue
             if _ID.fullmatch(meta_path.parent.name):
                 uploaded.append({**_read_meta(meta_path), "builtin": False})
     uploaded.sort(key=lambda meta: str(meta.get("uploaded_at", "")), reverse=True)

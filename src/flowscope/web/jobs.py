@@ -56,6 +56,9 @@ async def create_jobs(request: Request) -> Response:
 
 
 def _submit(request: Request, train: TrainRequest) -> list[str]:
+    from flowscope.web.workbench import check_dataset
+
+    check_dataset(request, train.dataset_id)
     settings = request.app.state.settings
     return submit_training(
         settings,

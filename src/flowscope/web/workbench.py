@@ -12,20 +12,46 @@ from starlette.concurrency import run_in_threadpool
 
 from flowscope.config import Settings
 from flowscope.errors import FlowscopeError, NotFoundError
-from flowscope.modeling.uploads import dataset_view, list_datasets, staging_dir, store_upload
+from flowscope.modeling.uploads import (
+    dataset_view,
+    list_datasets,
+    may_use_dataset,
+    staging_dir,
+    store_upload,
+)
+from flowscope.web.access import access_of
 from flowscope.web.render import json_response, page
 from flowscope.web.uploads import receive_upload
 
 router = APIRouter()
 
 
+def dataset_user(request: Request) -> str | None:
+    """Whose data sets the request may use: ``None`` for everyone's (no sign-in, or an
+    admin), else the signed-in user's own (:func:`~flowscope.modeling.uploads.may_use_dataset`)."""
+    access = access_of(request)
+    return None if access.unrestricted or access.identity is None else access.identity.username
+
+
+def check_dataset(request: Request, dataset_id: str) -> None:
+    """A data set the user may not use is answered as one that does not exist."""
+    if not may_use_dataset(request.app.state.settings, dataset_id, dataset_user(request)):
+        raise NotFoundError(f"no data set {dataset_id!r} of yours")
+
+
 async def _accept_upload(request: Request) -> dict[str, Any]:
     """The request's file, streamed under the size cap, then checked and kept."""
     settings: Settings = request.app.state.settings
+    identity = access_of(request).identity
     upload = await receive_upload(request, staging_dir(settings), settings.upload_max_bytes)
     try:
         return await run_in_threadpool(
-            store_upload, settings, upload.path, upload.filename, upload.sha256
+            store_upload,
+            settings,
+            upload.path,
+            upload.filename,
+            upload.sha256,
+            identity.username if identity is not None else None,
         )
     finally:
         upload.discard()
@@ -41,18 +67,24 @@ async def upload_dataset(request: Request) -> Response:
 
 @router.get("/api/datasets")
 def datasets(request: Request) -> Response:
-    return json_response({"ok": True, "datasets": list_datasets(request.app.state.settings)})
+    found = list_datasets(request.app.state.settings, dataset_user(request))
+    return json_response({"ok": True, "datasets": found})
 
 
 @router.get("/api/datasets/{dataset_id}")
 def dataset(request: Request, dataset_id: str, target: str | None = None) -> Response:
+    check_dataset(request, dataset_id)
     view = dataset_view(request.app.state.settings, dataset_id, target or None)
     return json_response({"ok": True, "dataset_id": dataset_id, **view})
 
 
 @router.get("/workbench")
 def workbench(request: Request, dataset: str | None = None, target: str | None = None) -> Response:
-    data, status = _workbench_data(request.app.state.settings, dataset, target or None)
+    if dataset:
+        check_dataset(request, dataset)
+    data, status = _workbench_data(
+        request.app.state.settings, dataset, target or None, dataset_user(request)
+    )
     return page(request, "workbench.html", data, status)
 
 
@@ -62,19 +94,21 @@ async def upload_page(request: Request) -> Response:
     try:
         meta = await _accept_upload(request)
     except FlowscopeError as exc:
-        data, _ = await run_in_threadpool(_workbench_data, request.app.state.settings, None, None)
+        data, _ = await run_in_threadpool(
+            _workbench_data, request.app.state.settings, None, None, dataset_user(request)
+        )
         return page(request, "workbench.html", {**data, "error": exc.message}, exc.status)
     query = urlencode({"dataset": meta["dataset_id"]})
     return RedirectResponse(f"/workbench?{query}", status_code=303)
 
 
 def _workbench_data(
-    settings: Settings, dataset_id: str | None, target: str | None
+    settings: Settings, dataset_id: str | None, target: str | None, user: str | None = None
 ) -> tuple[dict[str, Any], int]:
     """The page's dict and status: a target that cannot be trained on shows the data set
     without it, and the reason, with the error's status."""
     data: dict[str, Any] = {
-        "datasets": list_datasets(settings),
+        "datasets": list_datasets(settings, user),
         "upload_max_bytes": settings.upload_max_bytes,
         "view": None,
         "error": None,

@@ -237,3 +237,29 @@ def test_a_wrong_password_sets_no_cookie(world: World) -> None:
 def test_mlflow_client_runs_on_the_store_are_untouched(world: World) -> None:
     mlflow.set_tracking_uri(world.settings.tracking_uri)
     assert {e.name for e in world.mlflow.search_experiments()} >= {"alice-secret", "shared"}
+
+
+def test_an_uploaded_data_set_is_its_uploaders_alone(world: World) -> None:
+    csv = ("private.csv", b"x,y,label\n1,2,a\n3,4,b\n5,6,a\n7,8,b\n", "text/csv")
+    made = world.client.post("/api/datasets", files={"file": csv}, headers=basic("alice"))
+    assert made.status_code == 201, made.text
+    dataset_id = made.json()["dataset_id"]
+
+    def listed(user: str) -> set[str]:
+        found = world.client.get("/api/datasets", headers=basic(user)).json()["datasets"]
+        return {d["dataset_id"] for d in found}
+
+    assert dataset_id in listed("alice") and dataset_id in listed("admin")
+    assert dataset_id not in listed("bob") and "builtin:iris" in listed("bob")
+    shown = world.client.get(f"/api/datasets/{dataset_id}", headers=basic("bob"))
+    assert shown.status_code == 404 and "private" not in shown.text
+    page = world.client.get(f"/workbench?dataset={dataset_id}", headers=basic("bob"))
+    assert page.status_code == 404 and "private.csv" not in page.text
+    before = world.jobs()
+    train = {"dataset_id": dataset_id, "target": "label", "model_types": ["knn"], "task": "b"}
+    assert world.client.post("/api/jobs", json=train, headers=basic("bob")).status_code == 404
+    assert world.jobs() == before
+    # the same bytes uploaded by bob: he has them, the data set is his too
+    again = world.client.post("/api/datasets", files={"file": csv}, headers=basic("bob"))
+    assert again.status_code == 201 and again.json()["dataset_id"] == dataset_id
+    assert dataset_id in listed("bob")
