@@ -943,6 +943,15 @@ def test_a_workbench_job_runs_in_the_worker_and_serve_answers_with_its_model(
     assert inference is not None
     [window] = client.search_runs([inference.experiment_id])
     assert stack.keys(f"{inference.experiment_id}/{window.info.run_id}/artifacts/predictions/")
+    # started before its token was made, serve is turned away and says what it lacks
+    command = stack.machine.argv("serve", stack.compose["services"]["serve"]["command"])
+    refused = stack.machine.run("serve", command)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: the tracking server asks who is calling (sign in: a password, an API token "
+        "or a session): set MLFLOW_TRACKING_TOKEN (an API token) or MLFLOW_TRACKING_USERNAME "
+        "and MLFLOW_TRACKING_PASSWORD"
+    )
 
 
 def _ended(web: httpx.Client, job_id: str) -> dict[str, Any]:
