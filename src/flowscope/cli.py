@@ -4,6 +4,7 @@ function and printing its result."""
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -982,7 +983,36 @@ def main(argv: list[str] | None = None) -> None:
     except FlowscopeError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except Exception as exc:
+        refusal = _refused_by_tracking_server(exc)
+        if refusal is None:
+            raise
+        typer.echo(f"error: {refusal}", err=True)
+        sys.exit(1)
     sys.exit(result if isinstance(result, int) else 0)
+
+
+def _refused_by_tracking_server(exc: Exception) -> str | None:
+    """The line for MLflow's client turned away by a server with auth on (a 401 or 403 from
+    any command that reaches it: serve started before its token existed, say), with what
+    the server said; ``None`` for any other error. An ``MlflowException`` can only have
+    been raised once ``mlflow.exceptions`` was imported, so commands that never import
+    MLflow stay light."""
+    exceptions = sys.modules.get("mlflow.exceptions")
+    if exceptions is None or not isinstance(exc, exceptions.MlflowException):
+        return None
+    # MLflow's client wraps a plain-text answer: "... failed with error code 401 != 200.
+    # Response body: '...'"; a JSON one is its message
+    body = re.search(r"Response body: '(.*)'\s*$", exc.message, re.DOTALL)
+    said = (body[1] if body else exc.message).strip().split("\n")[0]
+    if exc.error_code == "UNAUTHENTICATED":
+        return (
+            f"the tracking server asks who is calling ({said}): set MLFLOW_TRACKING_TOKEN "
+            "(an API token) or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+    if exc.error_code == "PERMISSION_DENIED":
+        return f"the tracking server refused the request: {said}"
+    return None
 
 
 def _quiet_mlflow() -> None:

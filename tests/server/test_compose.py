@@ -19,7 +19,7 @@ import sys
 import tomllib
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 # What compose.yaml wants from the environment (its ${NAME:?...} references)
-SECRETS = ("POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY")
+SECRETS = ("POSTGRES_PASSWORD", "S3_ACCESS_KEY", "S3_SECRET_KEY", "ADMIN_PASSWORD", "SECRET_KEY")
 SERVICES = {"postgres", "seaweedfs", "bucket", "server", "worker", "serve"}
 # Host-header patterns, not addresses to connect to: they keep compose's names
 HOST_PATTERNS = ("MLFLOW_SERVER_ALLOWED_HOSTS",)
@@ -252,6 +252,8 @@ def _secrets() -> dict[str, str]:
         "POSTGRES_PASSWORD": secrets.token_hex(16),
         "S3_ACCESS_KEY": "flowscope" + secrets.token_hex(6),
         "S3_SECRET_KEY": secrets.token_hex(20),
+        "ADMIN_PASSWORD": secrets.token_urlsafe(18),
+        "SECRET_KEY": secrets.token_hex(32),
     }
 
 
@@ -300,7 +302,20 @@ def test_every_secret_comes_from_the_environment() -> None:
         environment = services[service]["environment"]
         assert environment["AWS_ACCESS_KEY_ID"] == values["S3_ACCESS_KEY"]
         assert environment["AWS_SECRET_ACCESS_KEY"] == values["S3_SECRET_KEY"]
-    assert "AWS_SECRET_ACCESS_KEY" not in services["serve"]["environment"]  # needs none
+    assert server["FLOWSCOPE_ADMIN_PASSWORD"] == values["ADMIN_PASSWORD"]
+    assert server["FLOWSCOPE_SECRET_KEY"] == values["SECRET_KEY"]
+    # the admin and the key are the server's alone; serve needs neither, nor the store's
+    # keys, only a token of its own, optional (made once the server runs)
+    for name in ("worker", "serve"):
+        environment = services[name]["environment"]
+        assert not {"FLOWSCOPE_ADMIN_PASSWORD", "FLOWSCOPE_SECRET_KEY"} & set(environment)
+    serve = services["serve"]["environment"]
+    assert "AWS_SECRET_ACCESS_KEY" not in serve
+    assert serve["MLFLOW_TRACKING_TOKEN"] == ""  # an empty token: MLflow's client sends none
+    with_token = load_compose({**values, "SERVE_TOKEN": "fst_made-by-the-admin"})
+    assert with_token["services"]["serve"]["environment"]["MLFLOW_TRACKING_TOKEN"] == (
+        "fst_made-by-the-admin"
+    )
 
 
 def test_the_services_and_how_they_fit_together() -> None:
@@ -316,6 +331,12 @@ def test_the_services_and_how_they_fit_together() -> None:
     database = server["environment"]["MLFLOW_BACKEND_STORE_URI"]
     assert worker["environment"]["MLFLOW_TRACKING_URI"] == database
     assert server["environment"]["FLOWSCOPE_JOBS_EMBEDDED"] == "false"
+    # auth on, the first admin named (admin unless ADMIN_USERNAME says otherwise)
+    assert server["environment"]["FLOWSCOPE_AUTH"] == "true"
+    assert server["environment"]["FLOWSCOPE_ADMIN_USERNAME"] == "admin"
+    named = load_compose({**_secrets(), "ADMIN_USERNAME": "ops"})["services"]["server"]
+    assert named["environment"]["FLOWSCOPE_ADMIN_USERNAME"] == "ops"
+    assert "FLOWSCOPE_AUTH" not in worker["environment"]  # it serves nothing
     destination = _option(server["command"], "--artifacts-destination")
     assert _option(worker["command"], "--artifacts-destination") == destination
     assert destination.startswith("s3://mlflow/")  # the bucket the bucket service creates
@@ -618,15 +639,37 @@ class ComposeSeaweedFS(SeaweedFS):
 @dataclass
 class Stack:
     """PostgreSQL, SeaweedFS (its bucket made by the bucket service) and the flowscope
-    server, each started here as compose.yaml says."""
+    server, each started here as compose.yaml says with ``variables`` in the environment."""
 
     machine: Machine
     weed: ComposeSeaweedFS
     server: Service
+    variables: dict[str, str]
 
     @property
     def compose(self) -> dict[str, Any]:
         return self.machine.compose
+
+    @property
+    def admin(self) -> tuple[str, str]:
+        """The first admin's name and password, as the server was given them."""
+        environment = self.compose["services"]["server"]["environment"]
+        return environment["FLOWSCOPE_ADMIN_USERNAME"], environment["FLOWSCOPE_ADMIN_PASSWORD"]
+
+    def token(self, name: str) -> str:
+        """A write token the admin makes through the API, as compose.yaml's header says."""
+        made = httpx.post(
+            f"{self.server.url}/flowscope/api/tokens",
+            json={"name": name, "scope": "write"},
+            auth=self.admin,
+        )
+        assert made.status_code == 201, made.text
+        return str(made.json()["token"])
+
+    def again(self, **variables: str) -> Machine:
+        """The machine as a later ``docker compose up`` sees it with ``variables`` set as
+        well: the file read anew, the services where they are."""
+        return replace(self.machine, compose=load_compose({**self.variables, **variables}))
 
     @property
     def artifacts(self) -> S3Store:
@@ -669,7 +712,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         server = machine.flowscope("server", _health_path(Dockerfile.read().healthcheck))
         server.start(timeout=120)
         cleanups.append(server.stop)
-        yield Stack(machine, weed, server)
+        yield Stack(machine, weed, server, values)
     finally:
         for cleanup in reversed(cleanups):
             cleanup()
@@ -732,6 +775,7 @@ def test_an_mlflow_client_logs_through_the_server_into_the_bucket(
 ) -> None:
     for name in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)  # a client needs none of the store's secrets
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", stack.token("notebooks"))  # but a token
     client = MlflowClient(stack.server.url)
     experiment_id = client.create_experiment("notebooks")
     run = client.create_run(experiment_id)
@@ -756,8 +800,77 @@ def test_the_server_answers_the_names_compose_gives_it(stack: Stack) -> None:
     still refuses one it was not given."""
     path = "/api/2.0/mlflow/experiments/search?max_results=1"
     for host, status in (("server:5000", 200), ("localhost:5000", 200), ("evil.example", 403)):
-        answer = httpx.get(stack.server.url + path, headers={"Host": host})
+        answer = httpx.get(stack.server.url + path, headers={"Host": host}, auth=stack.admin)
         assert answer.status_code == status, (host, answer.text)
+
+
+@running
+def test_the_server_refuses_anonymous_callers_and_they_write_nothing(stack: Stack) -> None:
+    """Auth is on as compose.yaml starts it: only the health check answers without a
+    user; nobody, a wrong password and a made-up token get 401, on MLflow's routes, its
+    artifacts and the dashboard's, and nothing they sent is stored."""
+    url = stack.server.url
+    assert httpx.get(f"{url}/health").status_code == 200  # what the health check asks
+    admin_name, _ = stack.admin
+    job = {"dataset_id": "builtin:iris", "target": "target", "task": "from-nobody"}
+    requests = [
+        ("GET", "/api/2.0/mlflow/experiments/search?max_results=1", None),
+        ("POST", "/api/2.0/mlflow/experiments/create", {"name": "from-nobody"}),
+        ("POST", "/api/2.0/mlflow/registered-models/create", {"name": "from-nobody"}),
+        ("PUT", "/api/2.0/mlflow-artifacts/artifacts/from-nobody/notes.txt", "hello"),
+        ("GET", "/flowscope/experiments.json", None),
+        ("POST", "/flowscope/api/jobs", job),
+        ("POST", "/flowscope/api/tokens", {"name": "from-nobody", "scope": "write"}),
+    ]
+    callers: list[dict[str, Any]] = [
+        {},
+        {"auth": (admin_name, "not-the-admin-password")},
+        {"headers": {"Authorization": "Bearer fst_made-up"}},
+    ]
+    for method, path, body in requests:
+        for caller in callers:
+            content = body if isinstance(body, str) else None
+            payload = None if isinstance(body, str) else body
+            answer = httpx.request(method, url + path, content=content, json=payload, **caller)
+            assert answer.status_code == 401, (method, path, caller, answer.text)
+    admin = httpx.Client(base_url=url, auth=stack.admin)
+    experiments = admin.get("/api/2.0/mlflow/experiments/get-by-name?experiment_name=from-nobody")
+    assert experiments.status_code == 404, experiments.text
+    models = admin.get("/api/2.0/mlflow/registered-models/get?name=from-nobody")
+    assert models.status_code == 404, models.text
+    assert stack.keys("from-nobody/") == []
+    jobs = admin.get("/flowscope/api/jobs")
+    assert jobs.status_code == 200 and "from-nobody" not in json.dumps(jobs.json()["jobs"])
+    tokens = admin.get("/flowscope/api/tokens")
+    assert tokens.status_code == 200 and "from-nobody" not in tokens.text
+
+
+@running
+@pytest.mark.parametrize(
+    ("password", "reason"),
+    [
+        (None, "required variable ADMIN_PASSWORD is missing a value: set ADMIN_PASSWORD"),
+        ("password1234", "error: the admin password is a known default: choose another one"),
+        ("short-pass", "error: the admin password is too short: at least 12 characters"),
+    ],
+)
+def test_a_start_without_a_good_admin_password_is_refused(
+    stack: Stack, password: str | None, reason: str
+) -> None:
+    """Without ADMIN_PASSWORD compose refuses the file (an empty one too: the secrets test
+    above); with a known default or a short one the server exits 1 with the reason, run on
+    the stack's database and bucket so that nothing but the password is at fault."""
+    if password is None:
+        variables = {k: v for k, v in stack.variables.items() if k != "ADMIN_PASSWORD"}
+        with pytest.raises(InterpolationError, match=re.escape(reason)):
+            load_compose(variables)
+        return
+    machine = stack.again(ADMIN_PASSWORD=password)
+    command = machine.argv("server", machine.compose["services"]["server"]["command"])
+    refused = machine.run("server", command)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == reason
+    assert password not in refused.stdout + refused.stderr
 
 
 @running
@@ -766,7 +879,9 @@ def test_a_workbench_job_runs_in_the_worker_and_serve_answers_with_its_model(
 ) -> None:
     for name in ("MLFLOW_S3_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         monkeypatch.delenv(name, raising=False)
-    web = httpx.Client(base_url=stack.server.url, timeout=90)
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", stack.token("notebooks"))
+    # the admin submits it with a password, as a script does (HTTP basic)
+    web = httpx.Client(base_url=stack.server.url, timeout=90, auth=stack.admin)
     # a team's notebook made the experiment first, through the server (a proxied root)
     MlflowClient(stack.server.url).create_experiment("churn")
     frame, target = load_builtin("breast_cancer")
@@ -807,12 +922,14 @@ def test_a_workbench_job_runs_in_the_worker_and_serve_answers_with_its_model(
     rows = frame.drop(columns=[target]).head(8)
     expected = [str(label) for label in model.predict(rows)]
 
-    _, *serve_check = stack.compose["services"]["serve"]["healthcheck"]["test"]
-    serve = stack.machine.flowscope("serve", _health_path(serve_check[-1]))
+    # `SERVE_TOKEN=... docker compose --profile serve up -d`, with a token of its own
+    serving = stack.again(SERVE_TOKEN=stack.token("serve"))
+    _, *serve_check = serving.compose["services"]["serve"]["healthcheck"]["test"]
+    serve = serving.flowscope("serve", _health_path(serve_check[-1]))
     _require(serve_check[0])
     serve.start(timeout=120)
     try:
-        check = stack.machine.run("serve", serve_check)
+        check = serving.run("serve", serve_check)
         answer = httpx.post(f"{serve.url}/predict", json=rows.to_dict(orient="records"))
     finally:
         code = serve.terminate()  # a graceful stop writes the open inference window
@@ -826,6 +943,15 @@ def test_a_workbench_job_runs_in_the_worker_and_serve_answers_with_its_model(
     assert inference is not None
     [window] = client.search_runs([inference.experiment_id])
     assert stack.keys(f"{inference.experiment_id}/{window.info.run_id}/artifacts/predictions/")
+    # started before its token was made, serve is turned away and says what it lacks
+    command = stack.machine.argv("serve", stack.compose["services"]["serve"]["command"])
+    refused = stack.machine.run("serve", command)
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: the tracking server asks who is calling (sign in: a password, an API token "
+        "or a session): set MLFLOW_TRACKING_TOKEN (an API token) or MLFLOW_TRACKING_USERNAME "
+        "and MLFLOW_TRACKING_PASSWORD"
+    )
 
 
 def _ended(web: httpx.Client, job_id: str) -> dict[str, Any]:
