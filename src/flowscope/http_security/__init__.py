@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from flowscope.http_security.cors import CrossOriginMiddleware
 from flowscope.http_security.headers import (
+    WEBGL_EVAL_MARKER,
     SecurityHeaders,
     SecurityHeadersMiddleware,
     inline_script_hashes,
@@ -50,6 +51,7 @@ def secure_app(
 
 
 __all__ = [
+    "WEBGL_EVAL_MARKER",
     "AllowedHostsMiddleware",
     "CrossOriginMiddleware",
     "HostPolicy",

@@ -20,8 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # style-src keeps 'unsafe-inline': Plotly and htmx insert <style> rules and style
 # attributes, MLflow's React UI its CSS-in-JS. Styles cannot run code; scripts get no such
-# allowance. Plotly's WebGL traces (parcoords, scattergl) ship precompiled regl shaders in
-# plotly.js 3+, so script-src needs no 'unsafe-eval' (the browser tests prove it).
+# allowance.
 BASE_DIRECTIVES: tuple[tuple[str, str], ...] = (
     ("default-src", "'self'"),
     ("script-src", "'self'"),
@@ -40,6 +39,12 @@ PERMISSIONS_POLICY = "camera=(), microphone=(), geolocation=(), payment=(), usb=
 # same-origin requests keep their Referer for a CSRF check.
 REFERRER_POLICY = "same-origin"
 HSTS = "max-age=31536000"
+# What a page that draws WebGL charts (Plotly's parcoords) sends to ask for 'unsafe-eval':
+# regl, Plotly's WebGL layer, compiles its draw calls with `Function` whenever the shaders
+# plotly.js ships precompiled do not match the browser's (they miss in Chromium without a
+# GPU), and the chart stays blank without it. Only those pages get it, never an inline
+# script; the marker is taken off before the response leaves.
+WEBGL_EVAL_MARKER = b"x-flowscope-webgl-eval"
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,13 @@ class SecurityHeaders:
     script_hashes: tuple[str, ...] = ()
     frameable: tuple[str, ...] = ()
 
-    def content_security_policy(self, *, framed: bool = False) -> str:
+    def content_security_policy(self, *, framed: bool = False, webgl_eval: bool = False) -> str:
         parts = []
         for name, value in BASE_DIRECTIVES:
-            if name == "script-src" and self.script_hashes:
-                value = " ".join([value, *self.script_hashes])
+            if name == "script-src":
+                value = " ".join(
+                    [value, *self.script_hashes, *(["'unsafe-eval'"] if webgl_eval else [])]
+                )
             if name == "frame-ancestors" and framed:
                 continue
             parts.append(f"{name} {value}")
@@ -64,11 +71,14 @@ class SecurityHeaders:
     def is_frameable(self, path: str) -> bool:
         return bool(self.frameable) and path.startswith(self.frameable)
 
-    def values(self, *, framed: bool, https: bool) -> list[tuple[bytes, bytes]]:
+    def values(
+        self, *, framed: bool, https: bool, webgl_eval: bool = False
+    ) -> list[tuple[bytes, bytes]]:
         """The headers of a response, framed or not (HSTS only over HTTPS: a browser
         ignores it on plain HTTP, where a TLS-terminating proxy is the one to send it)."""
+        policy = self.content_security_policy(framed=framed, webgl_eval=webgl_eval)
         headers = [
-            ("content-security-policy", self.content_security_policy(framed=framed)),
+            ("content-security-policy", policy),
             ("x-content-type-options", "nosniff"),
             ("referrer-policy", REFERRER_POLICY),
             ("cross-origin-opener-policy", "same-origin"),
@@ -89,9 +99,12 @@ class SecurityHeadersMiddleware:
         self.app = app
         self.headers = headers or SecurityHeaders()
         self._variants = {
-            (framed, https): self.headers.values(framed=framed, https=https)
+            (framed, https, webgl): self.headers.values(
+                framed=framed, https=https, webgl_eval=webgl
+            )
             for framed in (False, True)
             for https in (False, True)
+            for webgl in (False, True)
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,17 +112,15 @@ class SecurityHeadersMiddleware:
             await self.app(scope, receive, send)
             return
         framed = self.headers.is_frameable(scope["path"])
-        ours = self._variants[framed, scope.get("scheme") == "https"]
-        names = {name for name, _ in ours}
+        https = scope.get("scheme") == "https"
+        names = {name for name, _ in self._variants[framed, https, False]} | {WEBGL_EVAL_MARKER}
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                kept = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name.lower() not in names
-                ]
-                message["headers"] = [*kept, *ours]
+                headers = message.get("headers", [])
+                webgl = any(name.lower() == WEBGL_EVAL_MARKER for name, _ in headers)
+                kept = [(name, value) for name, value in headers if name.lower() not in names]
+                message["headers"] = [*kept, *self._variants[framed, https, webgl]]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
