@@ -120,15 +120,16 @@ def page(request: Request, template: str, data: dict[str, Any], status: int = 20
 
 
 def draws_webgl(data: dict[str, Any]) -> bool:
-    """Whether the page's figures (JSON, see :func:`figure_json`) hold a WebGL trace, for
+    """Whether the page's figures (JSON, see :func:`figure_json`) draw a WebGL trace, for
     which the Content-Security-Policy allows Plotly's ``Function`` (see
-    :data:`flowscope.http_security.WEBGL_EVAL_MARKER`)."""
+    :data:`flowscope.http_security.WEBGL_EVAL_MARKER`). Only the traces count: every
+    figure's layout template names parcoords too."""
     figures = data.get("figures") or {}
     return any(
-        f'"type": "{trace}"' in figure
+        trace.get("type") in WEBGL_TRACES
         for figure in figures.values()
         if isinstance(figure, str)
-        for trace in WEBGL_TRACES
+        for trace in json.loads(figure).get("data", [])
     )
 
 
