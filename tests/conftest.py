@@ -17,6 +17,9 @@ from flowscope.config import Settings, load_settings
 from tests.s3 import S3Store, SeaweedFS, weed_binary
 from tests.servers import MlflowServer
 
+# Starlette's test client sends "Host: testserver": the tests' settings answer it, as
+# Django's test runner adds it to ALLOWED_HOSTS.
+TEST_CLIENT_HOST = "testserver"
 PG_ADMIN_DSN = os.environ.get("FLOWSCOPE_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 
@@ -31,6 +34,7 @@ def make_settings(root: Path, tracking_uri: str, **overrides: object) -> Setting
         "flush_timeout": 60.0,
         "start_timeout": 10.0,
         "max_backoff": 0.5,
+        "allowed_hosts": TEST_CLIENT_HOST,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -44,6 +48,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
             monkeypatch.delenv(name)
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    for name in ("MLFLOW_SERVER_ALLOWED_HOSTS", "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"):
+        monkeypatch.delenv(name, raising=False)
+    # children started by the tests get none of the FLOWSCOPE_ variables
+    monkeypatch.setenv("FLOWSCOPE_ALLOWED_HOSTS", TEST_CLIENT_HOST)
     monkeypatch.chdir(tmp_path)
 
 

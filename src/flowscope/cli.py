@@ -32,12 +32,33 @@ TrackingUri = Annotated[
     ),
 ]
 Format = Annotated[str, typer.Option("--format", "-f", help="Output: table, json or csv.")]
+AllowedHosts = Annotated[
+    str | None,
+    typer.Option(
+        "--allowed-hosts",
+        help="Host headers answered besides localhost and the --host address, "
+        "comma-separated, * as a wildcard (e.g. 'mlflow.example.com,server:*'); others get "
+        "400. The allowed_hosts setting (or MLFLOW_SERVER_ALLOWED_HOSTS) when unset.",
+        show_default=False,
+    ),
+]
+CorsOrigins = Annotated[
+    str | None,
+    typer.Option(
+        "--cors-allowed-origins",
+        help="Origins whose pages may call it from a browser, comma-separated "
+        "(https://app.example.com); none when unset, or the cors_allowed_origins setting.",
+        show_default=False,
+    ),
+]
 
 
-def _settings(tracking_uri: str | None) -> Any:
+def _settings(tracking_uri: str | None, **overrides: str | None) -> Any:
+    """The settings, with the command line's values (those given) taking precedence."""
     from flowscope.config import load_settings
 
-    return load_settings(**({"tracking_uri": tracking_uri} if tracking_uri else {}))
+    given = {"tracking_uri": tracking_uri, **overrides}
+    return load_settings(**{name: value for name, value in given.items() if value})
 
 
 def _print(text: str | None) -> None:
@@ -503,10 +524,14 @@ def ui(
             " and exit; exit 1 on an error status.",
         ),
     ] = None,
+    allowed_hosts: AllowedHosts = None,
+    cors_allowed_origins: CorsOrigins = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Serve the dashboard for the configured store (SQLite, PostgreSQL or a server)."""
-    settings = _settings(tracking_uri)
+    settings = _settings(
+        tracking_uri, allowed_hosts=allowed_hosts, cors_allowed_origins=cors_allowed_origins
+    )
     if get is None:
         _serve(settings, host, port)
         return
@@ -518,7 +543,10 @@ def ui(
 
     from flowscope.web import create_app
 
-    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+    # localhost: a Host the dashboard answers whatever allowed_hosts says
+    with TestClient(
+        create_app(settings), base_url="http://localhost", raise_server_exceptions=False
+    ) as client:
         response = client.get(get if get.startswith("/") else "/" + get)
     _print(response.text)
     if response.status_code >= 400:
@@ -780,6 +808,8 @@ def serve_model(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
+    allowed_hosts: AllowedHosts = None,
+    cors_allowed_origins: CorsOrigins = None,
     tracking_uri: TrackingUri = None,
 ) -> None:
     """Serve a registered model over HTTP (/predict, /predict/batch, and MLflow's scoring
@@ -787,7 +817,9 @@ def serve_model(
     with drift."""
     from flowscope.serving.server import check_model, run_server
 
-    settings = _settings(tracking_uri)
+    settings = _settings(
+        tracking_uri, allowed_hosts=allowed_hosts, cors_allowed_origins=cors_allowed_origins
+    )
     ref, version = check_model(settings, model)
     typer.echo(f"serving {ref} (version {version}) on http://{host}:{port}  (workers: {workers})")
     run_server(settings, model, host=host, port=port, workers=workers)
@@ -854,7 +886,8 @@ def _serve(settings: Any, host: str, port: int) -> None:
         if run_jobs
         else "jobs are queued for `flowscope worker` processes"
     )
-    uvicorn.run(create_app(settings, run_jobs=run_jobs), host=host, port=port, log_level="warning")
+    dashboard = create_app(settings, run_jobs=run_jobs, bind_host=host)
+    uvicorn.run(dashboard, host=host, port=port, log_level="warning")
 
 
 @app.command()
@@ -907,16 +940,8 @@ def server(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 5000,
     workers: Annotated[int, typer.Option(min=1, help="Server processes.")] = 1,
-    allowed_hosts: Annotated[
-        str | None,
-        typer.Option(
-            envvar="MLFLOW_SERVER_ALLOWED_HOSTS",
-            help="Host headers the server answers, comma-separated, * as a wildcard "
-            "(e.g. 'mlflow.example.com,server:*'); localhost and private addresses when "
-            "unset, as for `mlflow server`.",
-            show_default=False,
-        ),
-    ] = None,
+    allowed_hosts: AllowedHosts = None,
+    cors_allowed_origins: CorsOrigins = None,
     auth: Annotated[
         bool,
         typer.Option(
@@ -933,8 +958,16 @@ def server(
     from flowscope.server import ServerConfig, resolve_destination
     from flowscope.server.serve import prepare, run
 
+    settings = _settings(
+        None, allowed_hosts=allowed_hosts, cors_allowed_origins=cors_allowed_origins
+    )
     config = ServerConfig(
-        backend_store_uri, resolve_destination(artifacts_destination), allowed_hosts, auth
+        backend_store_uri,
+        resolve_destination(artifacts_destination),
+        allowed_hosts=settings.allowed_hosts,
+        bind_host=host,
+        cors_allowed_origins=settings.cors_allowed_origins,
+        auth=auth,
     )
     prepare(config)  # a database or artifact destination at fault ends it here, named
     typer.echo(

@@ -123,6 +123,24 @@ class Settings(BaseSettings):
         description="Address of an MLflow UI showing the same store; run pages link to it.",
     )
 
+    # -- what the dashboard, `flowscope server` and `flowscope serve` answer -----------
+    allowed_hosts: str | None = Field(
+        None,
+        validation_alias=_aliases("allowed_hosts", "MLFLOW_SERVER_ALLOWED_HOSTS"),
+        description="Host headers the dashboard, server and prediction service answer "
+        "besides the loopback names and the address they listen on, comma-separated, `*` "
+        "as a wildcard (`mlflow.example.com,server:*`); any other Host gets 400 (DNS "
+        "rebinding). `MLFLOW_SERVER_ALLOWED_HOSTS` is honoured.",
+    )
+    cors_allowed_origins: str | None = Field(
+        None,
+        validation_alias=_aliases("cors_allowed_origins", "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"),
+        description="Origins (`https://app.example.com`, comma-separated, `*` for any, "
+        "without credentials) whose pages may call the apps from a browser; unset: none, "
+        "no CORS headers and cross-origin writes refused. "
+        "`MLFLOW_SERVER_CORS_ALLOWED_ORIGINS` is honoured.",
+    )
+
     # -- serving (flowscope serve) and its inference monitor ---------------------------
     serve_max_batch_rows: int = Field(
         1024,
@@ -288,6 +306,18 @@ class Settings(BaseSettings):
         if value is None or urlparse(value).scheme in ("redis", "rediss"):
             return value
         raise ValueError(f"{value!r} is not a job queue flowscope knows; use redis://HOST:PORT/DB")
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins(cls, value: str | None) -> str | None:
+        for origin in (value or "").split(","):
+            origin = origin.strip()
+            if origin and origin != "*" and not urlparse(origin).netloc:
+                raise ValueError(
+                    f"{origin!r} is not an origin; use SCHEME://HOST[:PORT], such as "
+                    "https://app.example.com"
+                )
+        return value
 
     @field_validator("artifact_root")
     @classmethod

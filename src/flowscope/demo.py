@@ -346,10 +346,11 @@ async def _send_traffic(
     lifespan starts the service and, at its end, closes the monitor (see above)."""
     import httpx
 
+    # in process, as localhost: a Host the service answers whatever allowed_hosts says
     transport = httpx.ASGITransport(app=app)
     async with (
         app.router.lifespan_context(app),
-        httpx.AsyncClient(transport=transport, base_url="http://flowscope-demo") as client,
+        httpx.AsyncClient(transport=transport, base_url="http://localhost") as client,
     ):
         for record in singles:
             _answered(await client.post("/predict", json=record))

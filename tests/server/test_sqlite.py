@@ -32,11 +32,13 @@ def test_a_sqlite_server_stores_runs_and_artifacts_and_shows_them(tmp_path: Path
         runs = httpx.get(f"{server.url}/flowscope/experiments/{experiment_id}.json").json()
         assert [row["run_id"] for row in runs["runs"]] == [run_id]
         assert httpx.get(f"{server.url}/health").json()["ok"] is True
-        # MLflow's host check guards the dashboard too; --allowed-hosts adds a name
+        # the Host check guards MLflow's routes and the dashboard; --allowed-hosts adds a name
         for path in ("/api/2.0/mlflow/experiments/search?max_results=1", "/flowscope/models"):
             named = httpx.get(server.url + path, headers={"Host": "flowscope.example"})
             assert named.status_code == 200, path
             other = httpx.get(server.url + path, headers={"Host": "rebound.example"})
-            assert other.status_code == 403, path
+            assert other.status_code == 400, path
+            assert "rebound.example" not in other.text
+            assert other.headers["x-frame-options"] == "DENY"
     finally:
         server.stop()

@@ -8,10 +8,13 @@ server module reads them when it is imported, so it is imported here, never earl
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
 from flowscope.config import Settings, load_settings
+from flowscope.http_security import SecurityHeaders, inline_script_hashes, secure_app, split_list
 from flowscope.server.artifacts import resolve_proxied_artifacts_in_place
 from flowscope.server.health import health_router
 from flowscope.server.prefix import PrefixLinksMiddleware
@@ -19,6 +22,8 @@ from flowscope.server.startup import PROXIED_ARTIFACT_ROOT, ServerConfig
 from flowscope.server.unavailable import UnavailableMiddleware
 
 DASHBOARD_PREFIX = "/flowscope"
+# Probes reach these by address: MLflow exempts them from its Host check, and so do we.
+MLFLOW_HEALTH_PATHS = ("/health", "/version")
 # MLflow's UI at the server's own root: the dashboard's run pages link to it.
 MLFLOW_UI_URL = "/"
 
@@ -33,6 +38,9 @@ def dashboard_settings(config: ServerConfig, **overrides: object) -> Settings:
         # experiments its jobs create keep artifacts where MLflow's own ones do: proxied,
         # at the destination, reachable by every client through the server
         "artifact_root": PROXIED_ARTIFACT_ROOT,
+        # the server's own Host and CORS policy covers every path, the dashboard's too
+        "allowed_hosts": config.allowed_hosts,
+        "cors_allowed_origins": config.cors_allowed_origins,
     }
     values.update(overrides)
     return load_settings(**values)
@@ -55,7 +63,13 @@ def create_server_app(config: ServerConfig, settings: Settings | None = None) ->
         from flowscope.server.auth.mlflow_hook import process_services
 
         auth = process_services()
-    dashboard = create_app(settings, run_jobs=settings.runs_jobs_itself, ingest=True, auth=auth)
+    dashboard = create_app(
+        settings,
+        run_jobs=settings.runs_jobs_itself,
+        ingest=True,
+        auth=auth,
+        http_security=False,  # the server's whole app is wrapped once
+    )
 
     if config.auth:
         # MLflow's basic-auth app: its users, permissions and per-route checks on MLflow's
@@ -86,7 +100,30 @@ def create_server_app(config: ServerConfig, settings: Settings | None = None) ->
     app.router.routes.append(mlflow_root)
     _chain_lifespans(app, dashboard)
     app.add_middleware(UnavailableMiddleware, config=config)
+    secure_app(
+        app,
+        config.host_policy,
+        split_list(config.cors_allowed_origins),
+        headers=mlflow_ui_headers(),
+        exempt_from_host_check=MLFLOW_HEALTH_PATHS,
+    )
     return app
+
+
+def mlflow_ui_headers() -> SecurityHeaders:
+    """The security headers of the whole server. MLflow's UI pages (its React app's
+    ``index.html`` and the notebook trace renderer) are read now: an inline script in the
+    installed version is allowed by its hash, exactly, never by ``'unsafe-inline'`` (the
+    pages of MLflow 3.17 have none). The trace renderer stays frameable: Jupyter shows it
+    in an iframe, which is why MLflow leaves it without ``X-Frame-Options`` too."""
+    import mlflow.server
+    from mlflow.tracing.constant import TRACE_RENDERER_ASSET_PATH
+
+    build = Path(mlflow.server.__file__).parent / "js" / "build"
+    pages = [build / "index.html", build / "lib" / "notebook-trace-renderer" / "index.html"]
+    return SecurityHeaders(
+        script_hashes=inline_script_hashes(pages), frameable=(f"{TRACE_RENDERER_ASSET_PATH}/",)
+    )
 
 
 def app_from_environment() -> FastAPI:

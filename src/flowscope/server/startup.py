@@ -18,12 +18,17 @@ from typing import Any
 from urllib.parse import urlparse
 
 from flowscope.errors import FlowscopeError
+from flowscope.http_security import HostPolicy
 
 # MLflow's default artifact root when it proxies artifact access: clients write
 # ``mlflow-artifacts:/...`` and the server stores under its artifacts destination.
 PROXIED_ARTIFACT_ROOT = "mlflow-artifacts:/"
 BACKEND_STORE_VARIABLE = "_MLFLOW_SERVER_FILE_STORE"
 ARTIFACTS_DESTINATION_VARIABLE = "_MLFLOW_SERVER_ARTIFACT_DESTINATION"
+# What the workers need besides MLflow's own variables to build the same Host policy.
+ALLOWED_HOSTS_VARIABLE = "_FLOWSCOPE_SERVER_ALLOWED_HOSTS"
+BIND_HOST_VARIABLE = "_FLOWSCOPE_SERVER_BIND_HOST"
+CORS_ORIGINS_VARIABLE = "MLFLOW_SERVER_CORS_ALLOWED_ORIGINS"
 
 
 @dataclass(frozen=True)
@@ -33,8 +38,14 @@ class ServerConfig:
 
     backend_store_uri: str
     artifacts_destination: str
-    allowed_hosts: str | None = None  # Host headers MLflow's security middleware accepts
+    allowed_hosts: str | None = None  # Host headers answered besides loopback and bind_host
+    bind_host: str | None = None  # the address it listens on
+    cors_allowed_origins: str | None = None  # origins whose pages may call it
     auth: bool = False  # who may do what: flowscope.server.auth
+
+    @property
+    def host_policy(self) -> HostPolicy:
+        return HostPolicy.for_app(self.allowed_hosts, self.bind_host)
 
     @classmethod
     def from_environment(cls) -> ServerConfig:
@@ -43,6 +54,9 @@ class ServerConfig:
             return cls(
                 os.environ[BACKEND_STORE_VARIABLE],
                 os.environ[ARTIFACTS_DESTINATION_VARIABLE],
+                allowed_hosts=os.environ.get(ALLOWED_HOSTS_VARIABLE) or None,
+                bind_host=os.environ.get(BIND_HOST_VARIABLE) or None,
+                cors_allowed_origins=os.environ.get(CORS_ORIGINS_VARIABLE) or None,
                 auth=os.environ.get("FLOWSCOPE_AUTH", "").lower() in ("1", "true", "yes"),
             )
         except KeyError as exc:
@@ -64,11 +78,19 @@ def resolve_destination(destination: str | None) -> str:
 
 def mlflow_server_environment(config: ServerConfig) -> dict[str, str]:
     """The variables ``mlflow server --backend-store-uri B --artifacts-destination D``
-    (proxied artifact access on, uvicorn; ``--allowed-hosts`` if given) sets for its
-    workers."""
-    hosts = {"MLFLOW_SERVER_ALLOWED_HOSTS": config.allowed_hosts} if config.allowed_hosts else {}
+    (proxied artifact access on, uvicorn) sets for its workers, with MLflow's own Host
+    check given the same hosts as flowscope's (:mod:`flowscope.http_security`), its CORS
+    the same origins, and frames denied as flowscope denies them."""
+    ours = {
+        ALLOWED_HOSTS_VARIABLE: config.allowed_hosts or "",
+        BIND_HOST_VARIABLE: config.bind_host or "",
+        "MLFLOW_SERVER_ALLOWED_HOSTS": config.host_policy.mlflow_patterns(),
+        "MLFLOW_SERVER_X_FRAME_OPTIONS": "DENY",
+    }
+    if config.cors_allowed_origins:
+        ours[CORS_ORIGINS_VARIABLE] = config.cors_allowed_origins
     return {
-        **hosts,
+        **ours,
         BACKEND_STORE_VARIABLE: config.backend_store_uri,
         "_MLFLOW_SERVER_REGISTRY_STORE": config.backend_store_uri,
         "_MLFLOW_SERVER_ARTIFACT_ROOT": PROXIED_ARTIFACT_ROOT,

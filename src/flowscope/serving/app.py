@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from flowscope._output import frame_to_csv
 from flowscope.config import Settings, load_settings
+from flowscope.http_security import HostPolicy, secure_app, split_list
 from flowscope.serving import request_input as inputs
 from flowscope.serving import scoring
 from flowscope.serving.explaining import ExplainRequest, RowExplanations, wants_explanation
@@ -44,11 +45,14 @@ def create_serving_app(
     *,
     model: ServedModel | None = None,
     monitor: bool | None = None,
+    bind_host: str | None = None,
 ) -> FastAPI:
     """The prediction service for ``model_ref`` (``MODEL@ALIAS`` or ``MODEL/VERSION``).
 
     The model is loaded here, so a wrong name or alias fails before anything listens;
-    ``monitor`` (default: the ``monitor`` setting) turns inference runs on or off.
+    ``monitor`` (default: the ``monitor`` setting) turns inference runs on or off. It
+    answers the ``Host`` names of ``allowed_hosts`` besides loopback and ``bind_host`` (the
+    address it listens on), and sends security headers (:mod:`flowscope.http_security`).
 
     >>> app = create_serving_app(settings, "churn@champion")     # doctest: +SKIP
     >>> uvicorn.run(app, port=8080)
@@ -68,10 +72,17 @@ def create_serving_app(
         finally:
             await service.stop()
 
-    app = FastAPI(
-        title=f"flowscope serve {ref}", lifespan=lifespan, docs_url="/docs", redoc_url=None
-    )
+    # No interactive docs page: FastAPI's loads Swagger UI from a CDN with an inline
+    # script, which the Content-Security-Policy refuses; the schema is at /openapi.json.
+    app = FastAPI(title=f"flowscope serve {ref}", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
+    secure_app(
+        app,
+        HostPolicy.for_app(settings.allowed_hosts, bind_host),
+        split_list(settings.cors_allowed_origins),
+        # probes reach these by address, as MLflow's scoring server is probed
+        exempt_from_host_check=("/health", "/ping", "/version"),
+    )
     limit = settings.serve_max_body_bytes
 
     # Each body is parsed and checked in one step, in a thread when it is large.

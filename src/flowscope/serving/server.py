@@ -38,13 +38,13 @@ def run_server(
     from flowscope.serving.app import create_serving_app
 
     if workers <= 1:
-        app = create_serving_app(settings, model_ref)
+        app = create_serving_app(settings, model_ref, bind_host=host)
         _freeze_startup_objects()
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
         return
     check_model(settings, model_ref)
     os.environ[_HANDOVER] = json.dumps(
-        {"model": model_ref, "settings": settings.model_dump(mode="json")}
+        {"model": model_ref, "host": host, "settings": settings.model_dump(mode="json")}
     )
     uvicorn.run(
         "flowscope.serving.server:app_from_environment",
@@ -86,6 +86,8 @@ def app_from_environment() -> FastAPI:
     from flowscope.serving.app import create_serving_app
 
     handover = json.loads(os.environ[_HANDOVER])
-    app = create_serving_app(load_settings(**handover["settings"]), handover["model"])
+    app = create_serving_app(
+        load_settings(**handover["settings"]), handover["model"], bind_host=handover["host"]
+    )
     _freeze_startup_objects()
     return app

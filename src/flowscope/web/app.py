@@ -16,6 +16,7 @@ from starlette.types import Receive, Scope, Send
 
 from flowscope.config import Settings, load_settings
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.http_security import HostPolicy, secure_app, split_list
 from flowscope.server.auth.services import AuthServices
 from flowscope.web.access import authorize
 from flowscope.web.render import TEMPLATES, JsonSuffixMiddleware, json_response, wants_json
@@ -38,11 +39,18 @@ def create_app(
     run_jobs: bool = False,
     ingest: bool = False,
     auth: AuthServices | None = None,
+    bind_host: str | None = None,
+    http_security: bool = True,
 ) -> FastAPI:
     """The dashboard for ``settings``' store (SQLite, PostgreSQL or a tracking server);
     with ``run_jobs``, it runs the workbench's jobs in a thread of its own while it serves;
     with ``ingest``, it takes bulk metric writes (``flowscope server``: see
-    :mod:`flowscope.server.ingest`)."""
+    :mod:`flowscope.server.ingest`).
+
+    It answers the ``Host`` names of ``allowed_hosts`` besides loopback and ``bind_host``
+    (the address it listens on), and sends security headers
+    (:mod:`flowscope.http_security`); ``http_security=False`` leaves them to an app that
+    mounts it and applies them to every path (``flowscope server``)."""
     from flowscope.analysis.query import open_run_store
     from flowscope.server.auth.services import open_auth
     from flowscope.serving.cache import ModelCache
@@ -75,7 +83,10 @@ def create_app(
 
     app = FastAPI(
         title="flowscope",
-        docs_url="/api/docs",
+        # FastAPI's interactive docs page loads Swagger UI from a CDN with an inline
+        # script: neither passes the Content-Security-Policy, nor works offline. The
+        # schema stays at /api/openapi.
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi",
         lifespan=lifespan,
@@ -90,6 +101,12 @@ def create_app(
     if auth is not None:
         # inside the .json middleware, so that a refusal knows whether JSON was asked for
         app.add_middleware(AuthGuard, services=auth, refuse=refuse)
+    if http_security:
+        secure_app(
+            app,
+            HostPolicy.for_app(settings.allowed_hosts, bind_host),
+            split_list(settings.cors_allowed_origins),
+        )
     app.add_middleware(JsonSuffixMiddleware)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

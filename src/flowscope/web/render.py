@@ -17,7 +17,11 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from flowscope.http_security import WEBGL_EVAL_MARKER
+
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# Plotly's trace types drawn by regl in WebGL
+WEBGL_TRACES = ("parcoords", "scattergl", "splom", "scatterpolargl")
 
 
 def _when(ms: Any) -> str:
@@ -110,7 +114,23 @@ def page(request: Request, template: str, data: dict[str, Any], status: int = 20
         request, template, {"data": data, "json_url": twin}, status_code=status
     )
     response.headers["Link"] = f'<{twin}>; rel="alternate"; type="application/json"'
+    if draws_webgl(data):
+        response.headers[WEBGL_EVAL_MARKER.decode()] = "1"
     return response
+
+
+def draws_webgl(data: dict[str, Any]) -> bool:
+    """Whether the page's figures (JSON, see :func:`figure_json`) draw a WebGL trace, for
+    which the Content-Security-Policy allows Plotly's ``Function`` (see
+    :data:`flowscope.http_security.WEBGL_EVAL_MARKER`). Only the traces count: every
+    figure's layout template names parcoords too."""
+    figures = data.get("figures") or {}
+    return any(
+        trace.get("type") in WEBGL_TRACES
+        for figure in figures.values()
+        if isinstance(figure, str)
+        for trace in json.loads(figure).get("data", [])
+    )
 
 
 def figure_json(figure: Any) -> str:
