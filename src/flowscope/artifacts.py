@@ -35,10 +35,11 @@ __all__ = [
 
 class ArtifactUnavailableError(NotFoundError):
     """A run's artifact could not be downloaded: the run has none at that path, or the
-    store would not hand it over. ``reason`` is what the store said."""
+    store would not hand it over. ``reason`` says which, in words fit for any client;
+    ``detail`` is what the store said (it names where the artifacts are kept)."""
 
-    def __init__(self, run_id: str, path: str, reason: str) -> None:
-        super().__init__(f"cannot read {path!r} of run {run_id}: {reason}")
+    def __init__(self, run_id: str, path: str, reason: str, detail: str | None = None) -> None:
+        super().__init__(f"cannot read {path!r} of run {run_id}: {reason}", detail=detail)
         self.run_id = run_id
         self.path = path
         self.reason = reason
@@ -52,10 +53,11 @@ class ArtifactStoreUnreachableError(FlowscopeError):
 
 
 @contextmanager
-def artifact_store_reached(what: str) -> Iterator[None]:
+def artifact_store_reached(what: str, where: str | None = None) -> Iterator[None]:
     """Turn the object store's connection failures inside the block into one
     :class:`ArtifactStoreUnreachableError` naming ``what`` was being read, instead of a
-    botocore stack trace.
+    botocore stack trace; the store's own words (its endpoint) and ``where`` (the artifact
+    URI) are its detail, for the log.
 
     >>> with artifact_store_reached(f"model {name} version {version}"):
     ...     mlflow.artifacts.download_artifacts(uri)  # doctest: +SKIP
@@ -69,8 +71,9 @@ def artifact_store_reached(what: str) -> Iterator[None]:
         yield
     except StoreConnectionError as exc:
         raise ArtifactStoreUnreachableError(
-            f"cannot read {what}: the artifact store cannot be reached ({exc}); check "
-            "MLFLOW_S3_ENDPOINT_URL and that the object store is running"
+            f"cannot read {what}: the artifact store cannot be reached; check "
+            "MLFLOW_S3_ENDPOINT_URL and that the object store is running",
+            detail=f"{where}: {exc}" if where else str(exc),
         ) from None
 
 
@@ -89,10 +92,20 @@ def downloaded(client: MlflowClient, run_id: str, path: str) -> Iterator[Path]:
         try:
             with artifact_store_reached(f"{path!r} of run {run_id}"):
                 local = client.download_artifacts(run_id, path, folder)
-        except MlflowException as exc:
-            raise ArtifactUnavailableError(run_id, path, exc.message) from None
-        except OSError as exc:
-            raise ArtifactUnavailableError(run_id, path, str(exc)) from None
+        except MlflowException as exc:  # its message names the run's artifact location
+            reason = (
+                "the run has no such artifact"
+                if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "NOT_FOUND")
+                else "the artifact store would not hand it over"
+            )
+            raise ArtifactUnavailableError(run_id, path, reason, exc.message) from None
+        except OSError as exc:  # a local store: the message names its folder
+            reason = (
+                "the run has no such artifact"
+                if isinstance(exc, FileNotFoundError)
+                else "the artifact store would not hand it over"
+            )
+            raise ArtifactUnavailableError(run_id, path, reason, str(exc)) from None
         yield Path(local)
 
 

@@ -1014,7 +1014,7 @@ def main(argv: list[str] | None = None) -> None:
         typer.echo("aborted", err=True)
         sys.exit(130)
     except FlowscopeError as exc:
-        typer.echo(f"error: {exc}", err=True)
+        typer.echo(f"error: {exc.for_operator}", err=True)
         sys.exit(1)
     except Exception as exc:
         refusal = _refused_by_tracking_server(exc)

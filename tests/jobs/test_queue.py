@@ -16,6 +16,7 @@ from flowscope.jobs import JobQueue
 from flowscope.jobs.work import JOB_TAG
 from flowscope.web import create_app
 from tests.jobs.conftest import job_settings, submit
+from tests.leaks import assert_no_leak
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
@@ -142,7 +143,8 @@ def test_a_submission_to_a_redis_nobody_listens_on_is_a_503_naming_it(tmp_path: 
         answer = http.post("/api/jobs", json=IRIS_JOB)
     assert answer.status_code == 503, answer.text
     assert answer.headers["Retry-After"]
-    assert f"the job queue at redis://127.0.0.1:{port}/0 is unreachable" in answer.json()["error"]
+    assert answer.json()["error"] == "the job queue is unreachable"
+    assert_no_leak(answer.text, f"127.0.0.1:{port}", tmp_path)
 
 
 def test_a_job_written_but_not_enqueued_ends_failed_instead_of_queued_forever(
@@ -161,10 +163,14 @@ def test_a_job_written_but_not_enqueued_ends_failed_instead_of_queued_forever(
         answer = http.post("/api/jobs", json=IRIS_JOB)
         assert answer.status_code == 503, answer.text
         assert answer.headers["Retry-After"]
-        assert f"the job queue at {queue.location} is unreachable" in answer.json()["error"]
-        [job] = http.get("/api/jobs").json()["jobs"]
+        assert answer.json()["error"] == "the job queue is unreachable"
+        assert_no_leak(answer.text, queue.location, settings.workbench_dir)
+        listed = http.get("/api/jobs")
+        [job] = listed.json()["jobs"]
+        assert_no_leak(listed.text, queue.location, settings.workbench_dir)
+        assert_no_leak(http.get("/jobs").text, queue.location, settings.workbench_dir)
     assert job["state"] == "failed"
-    assert job["error"] == f"could not be queued: {queue.location} unreachable"
+    assert job["error"] == "could not be queued: the job queue is unreachable"
     assert queue.pending() == 0
 
 
@@ -198,7 +204,9 @@ def test_a_job_that_cannot_fit_ends_failed_with_its_run_failed(settings: Setting
     finally:
         queue.stop_embedded()
     assert job.state == "failed"
-    assert job.error and "n_neighbors" in job.error
+    assert job.error and "knn could not be trained on this data: " in job.error
+    assert "n_neighbors" in job.error
+    assert_no_leak(job.error, settings.workbench_dir.parent)
     [run_id] = job.run_ids
     run = MlflowClient(settings.tracking_uri).get_run(run_id)
     assert run.info.status == "FAILED" and run.data.tags[JOB_TAG] == job_id

@@ -21,6 +21,7 @@ from sklearn.linear_model import LogisticRegression
 
 import flowscope
 from tests.conftest import make_settings, start_seaweedfs, throwaway_postgres
+from tests.leaks import assert_no_leak
 from tests.s3 import S3Store, SeaweedFS
 from tests.servers import TrackingServer, trained_by_a_job
 
@@ -156,11 +157,23 @@ def test_the_object_store_away_gives_503_and_the_journal_keeps_artifacts(
         refused = web.put(upload, content=b"during\n")
         assert refused.status_code == 503, refused.text
         assert refused.headers["retry-after"]
-        assert "artifact" in refused.json()["message"]
+        assert refused.json()["message"] == "the artifact store is unreachable; retry later"
         health = web.get("/health")
         assert health.status_code == 503
-        assert health.json()["parts"]["artifacts"]["status"] == "error"
+        assert health.json()["parts"]["artifacts"] == {
+            "status": "error",
+            "error": "the artifact store is unreachable",
+        }
         assert health.json()["parts"]["database"]["status"] == "ok"
+        # a dashboard page reading the run's artifacts names the store, not its endpoint
+        page = web.get(f"/flowscope/runs/{run_id}.json")
+        assert page.status_code == 503, page.text
+        assert "the artifact store cannot be reached" in page.json()["error"]
+        download = web.get(f"/flowscope/runs/{run_id}/artifacts/notes/before.txt")
+        assert download.status_code == 503, download.text
+        hidden = (team.store.endpoint_url, team.store.bucket, team.server.backend_store_uri)
+        for answer in (refused, health, page, download):
+            assert_no_leak(answer.text, *hidden, team.server.root)
         # training goes on: the SDK keeps its artifact and metrics in the journal
         sdk_run.log_text("kept\n", "notes/kept.txt")
         sdk_run.log_metrics({"loss": 0.5}, step=1)

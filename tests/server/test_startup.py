@@ -37,7 +37,8 @@ def test_an_unreachable_database_is_named_and_nothing_is_served(tmp_path: Path) 
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     named = f"postgresql+psycopg://flowscope:***@127.0.0.1:{port}/runs"
-    assert lines[-1].startswith(f"error: the database {named} is unreachable")
+    # the operator's own setting is named, its password never
+    assert lines[-1].startswith(f"error: the database is unreachable ({named}: ")
     assert "secret" not in result.stderr + result.stdout
     assert "flowscope server on" not in result.stdout
 
@@ -56,7 +57,10 @@ def test_an_unusable_artifact_destination_is_named(tmp_path: Path) -> None:
     assert (
         result.stderr.strip()
         .splitlines()[-1]
-        .startswith(f"error: the artifact destination {blocker / 'artifacts'} is not usable")
+        .startswith(
+            "error: the artifact destination refused a write: Not a directory "
+            f"({blocker / 'artifacts'}: "
+        )
     )
 
 
@@ -93,5 +97,8 @@ def test_a_worker_beside_the_server_refuses_what_cannot_work(tmp_path: Path) -> 
     assert (
         unusable.stderr.strip()
         .splitlines()[-1]
-        .startswith(f"error: the artifact destination {blocker / 'artifacts'} is not usable")
+        .startswith(
+            "error: the artifact destination refused a write: Not a directory "
+            f"({blocker / 'artifacts'}: "
+        )
     )

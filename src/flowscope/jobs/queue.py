@@ -46,8 +46,14 @@ class JobQueue:
         self.store = JobStore(self.huey.storage, on_lost=self._end_lost_runs)
 
     @property
+    def kind(self) -> str:
+        """What the queue is kept in, for pages and answers: never where (a folder of the
+        server's machine, Redis's host), which :attr:`location` tells the log."""
+        return "redis" if self.settings.jobs_url else "sqlite"
+
+    @property
     def location(self) -> str:
-        """Where the queue lives, for messages (no password)."""
+        """Where the queue lives, for the log and the operator (no password)."""
         url = self.settings.jobs_url
         if url is None:
             return str(self.settings.workbench_dir / "jobs.db")
@@ -67,24 +73,23 @@ class JobQueue:
             user=user,
             batch=batch,
         )
-        unreachable = f"the job queue at {self.location} is unreachable"
+        unreachable = "the job queue is unreachable"
         try:
             self.store.create(job)
-        except self._storage_errors as exc:
-            raise JobQueueUnreachableError(f"{unreachable}: {exc}") from exc
+        except self.storage_errors as exc:
+            raise JobQueueUnreachableError(unreachable, detail=f"{self.location}: {exc}") from exc
         try:
             self._task(job.job_id)
-        except self._storage_errors as exc:
-            error = f"could not be queued: {self.location} unreachable"
+        except self.storage_errors as exc:
             try:  # no worker will ever take it: it must not stay "queued"
-                self.store.finish(job.job_id, "failed", error=error)
-            except self._storage_errors as again:
+                self.store.finish(job.job_id, "failed", error="could not be queued: " + unreachable)
+            except self.storage_errors as again:
                 logger.warning("job %s stays queued, never to run: %s", job.job_id, again)
-            raise JobQueueUnreachableError(f"{unreachable}: {exc}") from exc
+            raise JobQueueUnreachableError(unreachable, detail=f"{self.location}: {exc}") from exc
         return job.job_id
 
     @cached_property
-    def _storage_errors(self) -> tuple[type[Exception], ...]:
+    def storage_errors(self) -> tuple[type[Exception], ...]:
         """What huey's storage raises when its SQLite file or Redis does not answer."""
         import sqlite3
 

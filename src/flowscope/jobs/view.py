@@ -34,7 +34,7 @@ def jobs_view(
         "counts": counts,
         "best": best,
         "live": any(not job.finished for job in jobs),
-        "queue": queue.location,
+        "queue": queue.kind,
     }
 
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from flowscope.config import Settings
 from flowscope.errors import FlowscopeError
 from flowscope.jobs.state import HEARTBEAT, Job, JobStore
+from flowscope.public_reason import public_reason
 
 if TYPE_CHECKING:
     from flowscope.tracking.run import Run
@@ -44,10 +45,13 @@ def run_job(settings: Settings, store: JobStore, job_id: str) -> None:
             _tune(settings, store, job) if job.kind == "tune" else _train(settings, store, job)
         )
     except FlowscopeError as exc:
+        if exc.detail:
+            logger.warning("job %s failed: %s", job_id, exc.for_operator)
         store.finish(job_id, "failed", error=exc.message, run_ids=_runs_of(settings, job_id))
-    except Exception as exc:  # a model that cannot fit, a store that refused: said, not raised
+    except Exception as exc:  # a store that refused, a library's bug: said, not raised
+        # the job's pages show the kind of problem; its words (paths, hosts, SQL) are logged
         logger.exception("job %s failed", job_id)
-        error = f"{type(exc).__name__}: {exc}"
+        error = public_reason(exc)
         store.finish(job_id, "failed", error=error, run_ids=_runs_of(settings, job_id))
     else:
         store.finish(job_id, "succeeded", **outcome)

@@ -107,34 +107,36 @@ def load_dataset(spec: str | Path) -> tuple[pd.DataFrame, str | None]:
     return read_table(path), None
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
+def read_table(path: str | Path, name: str | None = None) -> pd.DataFrame:
     """Read a CSV (comma, semicolon or tab separated, detected from the first lines; UTF-8
     or Latin-1) or an XLSX workbook's first sheet into a DataFrame.
 
     A missing file, an unknown extension, a file that does not parse, an empty file and
-    duplicate column names are errors naming the file and the problem.
+    duplicate column names are errors naming the file (as ``name`` when given: an upload's
+    own name, never the server's folder) and the problem.
     """
     path = Path(path)
+    shown = name or str(path)
     if not path.exists():
-        raise NotFoundError(f"file not found: {path}")
+        raise NotFoundError(f"file not found: {shown}")
     if not path.is_file():
-        raise FlowscopeError(f"{path} is a folder, not a data file")
+        raise FlowscopeError(f"{shown} is a folder, not a data file")
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".tsv", ".txt", ".xlsx"):
         hint = " (save it as .xlsx)" if suffix in (".xls", ".ods") else ""
         raise FlowscopeError(
-            f"cannot read {path.name}: unknown file type {suffix or '(none)'!r}{hint}; "
+            f"cannot read {name or path.name}: unknown file type {suffix or '(none)'!r}{hint}; "
             "use .csv, .tsv or .xlsx"
         )
     if path.stat().st_size == 0:
-        raise FlowscopeError(f"{path} is empty")
-    frame = _read_excel(path) if suffix == ".xlsx" else _read_csv(path)
+        raise FlowscopeError(f"{shown} is empty")
+    frame = _read_excel(path, shown) if suffix == ".xlsx" else _read_csv(path, shown)
     if frame.shape[1] == 0 or frame.shape[0] == 0:
-        raise FlowscopeError(f"{path} is empty: it has a header but no data rows")
+        raise FlowscopeError(f"{shown} is empty: it has a header but no data rows")
     return frame
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _read_csv(path: Path, shown: str) -> pd.DataFrame:
     import pandas as pd
 
     raw = path.read_bytes()[:_SNIFF_BYTES]
@@ -148,19 +150,20 @@ def _read_csv(path: Path) -> pd.DataFrame:
             encoding = "latin-1"
         sample = raw.decode(encoding, errors="ignore")
     if not sample.strip():
-        raise FlowscopeError(f"{path} is empty")
+        raise FlowscopeError(f"{shown} is empty")
     delimiter = "\t" if path.suffix.lower() == ".tsv" else _sniff_delimiter(sample)
     header = next(csv.reader(io.StringIO(sample), delimiter=delimiter), [])
-    _check_header(path, [name.strip() for name in header])
+    _check_header(shown, [name.strip() for name in header])
     try:
         try:
             return pd.read_csv(path, sep=delimiter, encoding=encoding)
         except UnicodeDecodeError:
             return pd.read_csv(path, sep=delimiter, encoding="latin-1")
     except pd.errors.EmptyDataError:
-        raise FlowscopeError(f"{path} is empty") from None
+        raise FlowscopeError(f"{shown} is empty") from None
     except (pd.errors.ParserError, ValueError) as exc:
-        raise FlowscopeError(f"cannot parse {path} as CSV: {_one_line(exc)}") from None
+        said = _one_line(exc).replace(str(path), shown)
+        raise FlowscopeError(f"cannot parse {shown} as CSV: {said}") from None
 
 
 def _sniff_delimiter(sample: str) -> str:
@@ -181,34 +184,35 @@ def _sniff_delimiter(sample: str) -> str:
     return best
 
 
-def _read_excel(path: Path) -> pd.DataFrame:
+def _read_excel(path: Path, shown: str) -> pd.DataFrame:
     import pandas as pd
 
     try:
         header = pd.read_excel(path, engine="openpyxl", header=None, nrows=1)
         if header.empty:
-            raise FlowscopeError(f"{path} is empty: its first sheet has no cells")
-        _check_header(path, [str(name).strip() for name in header.iloc[0] if pd.notna(name)])
+            raise FlowscopeError(f"{shown} is empty: its first sheet has no cells")
+        _check_header(shown, [str(name).strip() for name in header.iloc[0] if pd.notna(name)])
         return pd.read_excel(path, engine="openpyxl")
     except FlowscopeError:
         raise
     except Exception as exc:  # openpyxl raises zip, XML and value errors for bad files
-        raise FlowscopeError(f"cannot read {path} as an Excel workbook: {_one_line(exc)}") from None
+        said = _one_line(exc).replace(str(path), shown)
+        raise FlowscopeError(f"cannot read {shown} as an Excel workbook: {said}") from None
 
 
-def _check_header(path: Path, names: list[str]) -> None:
+def _check_header(shown: str, names: list[str]) -> None:
     """The first row must name the columns: not data (every cell a number), no name twice."""
     named = [name for name in names if name]
     if named and all(_is_number(name) for name in named):
-        shown = ", ".join(named[:5]) + (", ..." if len(named) > 5 else "")
+        first = ", ".join(named[:5]) + (", ..." if len(named) > 5 else "")
         raise FlowscopeError(
-            f"{path} has no header row: its first row ({shown}) holds only numbers, so it "
+            f"{shown} has no header row: its first row ({first}) holds only numbers, so it "
             "looks like data; add a first row with the column names"
         )
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise FlowscopeError(
-            f"{path} has duplicate column names: {', '.join(map(repr, duplicates))}; "
+            f"{shown} has duplicate column names: {', '.join(map(repr, duplicates))}; "
             "rename them so that each column has its own name"
         )
 

@@ -222,9 +222,16 @@ def train(
         if dataset_file is not None:
             run.log_artifact(dataset_file, "dataset")
         run.log_dataset(X_train.assign(**{target: y_train}), target, source=dataset_name)
-        with run.timer("training"):
-            pipeline.fit(X_train, y_train)
-        result = _evaluate(run, pipeline, X_test, y_test, problem, thresholds, label_names)
+        try:  # the estimator's words about the data, in fitting or in predicting
+            with run.timer("training"):
+                pipeline.fit(X_train, y_train)
+            result = _evaluate(run, pipeline, X_test, y_test, problem, thresholds, label_names)
+        except (ValueError, TypeError) as exc:
+            said = str(exc).strip().splitlines()
+            raise FlowscopeError(
+                f"{model_type} could not be trained on this data"
+                + (f": {said[0][:300]}" if said else "")
+            ) from exc
         history = _log_history(run, pipeline, X_test, y_test, problem)
         if explain or sensitive is not None:
             from flowscope.explain.training import explain_training_run

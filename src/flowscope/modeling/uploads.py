@@ -139,10 +139,7 @@ def _stored_name(filename: str) -> str:
 
 
 def _read_upload(path: Path, filename: str) -> pd.DataFrame:
-    try:
-        frame = read_table(path)
-    except FlowscopeError as exc:  # its messages name the file by the server's path
-        raise FlowscopeError(exc.message.replace(str(path), filename), status=exc.status) from None
+    frame = read_table(path, filename)  # named as uploaded, never by the server's folder
     frame.columns = [str(column) for column in frame.columns]
     return frame
 

@@ -40,14 +40,17 @@ def downloaded_model(
     relative = run_artifact_path(source, run_id, artifact_uri)
     if relative is None:
         raise FlowscopeError(
-            f"{label}'s model ({source}) is not a run artifact; flowscope loads models it "
-            "logged itself"
+            f"{label}'s model is not an artifact of its run; flowscope loads models it "
+            "logged itself",
+            detail=f"its source is {source}",
         )
     with contextlib.ExitStack() as stack:
         try:
             local = stack.enter_context(downloaded(client, run_id, relative))
         except ArtifactUnavailableError as exc:
-            raise FlowscopeError(f"cannot download {label}'s model: {exc.reason}") from None
+            raise FlowscopeError(
+                f"cannot download {label}'s model: {exc.reason}", detail=exc.detail
+            ) from None
         yield local
 
 

@@ -5,6 +5,7 @@ looks at the status keeps working."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,10 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.types import Receive, Scope, Send
 
+from flowscope.errors import FlowscopeError
 from flowscope.server.startup import check_artifacts, check_database
+
+logger = logging.getLogger(__name__)
 
 health_router = APIRouter()
 HEALTH_PROBE = "flowscope.health_probe"
@@ -26,10 +30,12 @@ async def health(request: Request) -> JSONResponse:
     config = app.state.config
     dashboard: FastAPI = app.state.dashboard
     parts = {
-        "database": await _check(lambda: check_database(config.backend_store_uri)),
-        "artifacts": await _check(lambda: check_artifacts(config.artifacts_destination)),
+        "database": await _check("database", lambda: check_database(config.backend_store_uri)),
+        "artifacts": await _check(
+            "artifacts", lambda: check_artifacts(config.artifacts_destination)
+        ),
         "dashboard": await _dashboard(dashboard),
-        "jobs": await _check(lambda: _jobs(dashboard)),
+        "jobs": await _check("jobs", lambda: _jobs(dashboard)),
     }
     healthy = all(part["status"] == "ok" for part in parts.values())
     return JSONResponse(
@@ -38,11 +44,17 @@ async def health(request: Request) -> JSONResponse:
     )
 
 
-async def _check(probe: Callable[[], Any]) -> dict[str, Any]:
+async def _check(part: str, probe: Callable[[], Any]) -> dict[str, Any]:
+    """The part's state; when it fails, what is wrong in words fit for anyone who asks
+    (``/health`` is public): where the part is and what its driver said go to the log."""
     try:
         detail = await anyio.to_thread.run_sync(probe)
-    except Exception as exc:  # each part reports its own failure; the others still run
-        return {"status": "error", "error": str(exc) or type(exc).__name__}
+    except FlowscopeError as exc:  # each part reports its own failure; the others still run
+        logger.warning("health: %s: %s", part, exc.for_operator)
+        return {"status": "error", "error": exc.message}
+    except Exception:
+        logger.exception("health: %s", part)
+        return {"status": "error", "error": f"the {part} check failed"}
     return {"status": "ok", **(detail or {})}
 
 
@@ -56,8 +68,9 @@ async def _dashboard(dashboard: FastAPI) -> dict[str, Any]:
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://dashboard") as client:
             answer = await client.get("/experiments.json")
-    except Exception as exc:
-        return {"status": "error", "error": str(exc) or type(exc).__name__}
+    except Exception:
+        logger.exception("health: dashboard")
+        return {"status": "error", "error": "the dashboard could not be asked"}
     if answer.status_code != 200:
         return {"status": "error", "error": f"/flowscope/experiments answered {answer.status_code}"}
     return {"status": "ok"}
@@ -67,4 +80,9 @@ def _jobs(dashboard: FastAPI) -> dict[str, Any]:
     from flowscope.web.jobs import job_queue_of
 
     queue = job_queue_of(dashboard)
-    return {"queue": queue.location, "pending": queue.pending()}
+    try:
+        pending = queue.pending()
+    except queue.storage_errors as exc:
+        detail = f"{queue.location}: {exc}"
+        raise FlowscopeError("the job queue is unreachable", detail=detail) from None
+    return {"queue": queue.kind, "pending": pending}

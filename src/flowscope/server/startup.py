@@ -113,22 +113,33 @@ def describe_uri(uri: str) -> str:
     return parsed._replace(netloc=netloc).geturl()
 
 
+class PartUnavailableError(FlowscopeError):
+    """A part the server needs (its database, its artifact destination) cannot be used.
+    The message names the part and nothing of where it is (it goes to clients: /health,
+    the 503 answers); the detail, for the log and the operator's terminal, names the
+    configured location (without its password) and what the driver said."""
+
+    status = 503
+
+
 def check_database(uri: str) -> None:
-    """Connect to the backend store once; a :class:`FlowscopeError` naming it if it cannot."""
+    """Connect to the backend store once; a :class:`PartUnavailableError` if it cannot."""
     import sqlalchemy as sa
 
     scheme = urlparse(uri).scheme.split("+")[0]
     if scheme not in ("sqlite", "postgresql", "mysql", "mssql"):
         raise FlowscopeError(
-            f"--backend-store-uri {describe_uri(uri)!r} is not a database: use "
-            "postgresql://USER:PASSWORD@HOST:PORT/DB or sqlite:///FILE"
+            "--backend-store-uri is not a database: use "
+            "postgresql://USER:PASSWORD@HOST:PORT/DB or sqlite:///FILE",
+            detail=f"it is {describe_uri(uri)!r}",
         )
     try:
         with _probe_engine(uri).connect() as connection:
             connection.execute(sa.text("SELECT 1"))
     except Exception as exc:  # the driver's own error: refused, unknown host, bad password
-        raise FlowscopeError(
-            f"the database {describe_uri(uri)} is unreachable: {first_line(exc)}"
+        raise PartUnavailableError(
+            "the database is unreachable",
+            detail=f"{describe_uri(uri)}: {without_password(first_line(exc), uri)}",
         ) from None
 
 
@@ -146,7 +157,8 @@ def _probe_engine(uri: str) -> Any:
 
 def check_artifacts(destination: str) -> None:
     """Make sure artifacts can be stored at ``destination``: a folder is created and
-    written to; an object store is listed through MLflow's artifact repository."""
+    written to; an object store is listed through MLflow's artifact repository. A
+    :class:`PartUnavailableError` if they cannot."""
     if _is_local(destination):
         folder = Path(destination)
         try:
@@ -155,8 +167,10 @@ def check_artifacts(destination: str) -> None:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise FlowscopeError(
-                f"the artifact destination {destination} is not usable: {exc.strerror or exc}"
+            raise PartUnavailableError(
+                "the artifact destination refused a write"
+                + (f": {exc.strerror}" if exc.strerror else ""),
+                detail=f"{destination}: {exc}",
             ) from None
         return
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
@@ -164,10 +178,17 @@ def check_artifacts(destination: str) -> None:
     try:
         get_artifact_repository(destination).list_artifacts()
     except Exception as exc:
-        raise FlowscopeError(
-            f"the artifact destination {describe_uri(destination)} is unreachable: "
-            f"{first_line(exc)}"
+        raise PartUnavailableError(
+            "the artifact store is unreachable",
+            detail=f"{describe_uri(destination)}: {without_password(first_line(exc), destination)}",
         ) from None
+
+
+def without_password(text: str, uri: str) -> str:
+    """``text`` with the password of ``uri`` (if it has one, and the text repeats it)
+    replaced, for a line that names what a driver said about ``uri``."""
+    password = urlparse(uri).password
+    return text.replace(password, "***") if password else text
 
 
 def first_line(exc: BaseException) -> str:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from flowscope.errors import FlowscopeError
 from flowscope.server.held import holding_send
 from flowscope.server.startup import ServerConfig, check_artifacts, check_database, first_line
 
@@ -30,15 +31,19 @@ HEALTH_PATH = "/health"
 
 
 def unavailable_part(config: ServerConfig, path: str) -> str | None:
-    """The message naming the part ``path`` needs that cannot be reached, if one cannot."""
+    """The message naming the part ``path`` needs that cannot be reached, if one cannot:
+    the part alone, for a client; where it is and what its driver said go to the log."""
     probes: list[Callable[[], None]] = [lambda: check_database(config.backend_store_uri)]
     if "artifacts" in path:
         probes.append(lambda: check_artifacts(config.artifacts_destination))
     for probe in probes:
         try:
             probe()
-        except Exception as exc:
-            return str(exc)
+        except FlowscopeError as exc:
+            logger.warning("%s: %s", path, exc.for_operator)
+            return exc.message
+        except Exception:  # a probe's own bug: no verdict, the answer stays as it was
+            logger.exception("%s: probing the server's parts failed", path)
     return None
 
 

@@ -16,7 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from flowscope.artifacts import artifact_store_reached, read_json_artifact
+from flowscope.artifacts import (
+    ArtifactStoreUnreachableError,
+    artifact_store_reached,
+    read_json_artifact,
+)
 from flowscope.errors import FlowscopeError, NotFoundError
 from flowscope.mlflow_client import client_for
 from flowscope.registry.uris import ModelRef
@@ -155,11 +159,22 @@ def load_served_model(settings: Settings, ref: ModelRef, version: str | None = N
     version = version or resolve_version(client, ref)
     model_version = client.get_model_version(ref.name, version)
     folder = Path(tempfile.mkdtemp(prefix="flowscope-serve-"))
+    unloadable = f"model {ref.name} version {version} could not be loaded"
     try:
         local = _download(settings, client, ref.name, version, folder)
         pipeline = load_model(local)
         mlmodel = Model.load(str(local))
         signature = mlmodel.signature
+    except ArtifactStoreUnreachableError:
+        raise
+    except FlowscopeError as exc:
+        raise FlowscopeError(
+            f"{unloadable}: {exc.message}", status=exc.status, detail=exc.detail
+        ) from None
+    except Exception as exc:  # a library's error names the download folder: for the log
+        raise FlowscopeError(
+            unloadable, status=500, detail=f"{type(exc).__name__}: {exc}"
+        ) from None
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     if signature is None:
@@ -190,7 +205,7 @@ def _download(
     import mlflow.artifacts
 
     uri = client.get_model_version_download_uri(name, version)
-    with artifact_store_reached(f"model {name} version {version} ({uri})"):
+    with artifact_store_reached(f"model {name} version {version}", uri):
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=uri, dst_path=str(folder), tracking_uri=settings.tracking_uri
         )

@@ -103,7 +103,7 @@ def read_prediction_file(path: Path, schema: InputSchema) -> pd.DataFrame:
 
     suffix = path.suffix.lower()
     if suffix == ".xlsx":
-        return read_table(path)
+        return read_table(path, path.name)  # its name as uploaded, not the server's folder
     if suffix not in (".csv", ".txt", ""):
         raise FlowscopeError(
             f"cannot read {path.name}: unknown file type {suffix!r}; send a .csv or .xlsx file"

@@ -115,10 +115,12 @@ def load_model(path: str | Path) -> Any:
     config = yaml.safe_load((root / "MLmodel").read_text())
     flavor = config.get("flavors", {}).get("sklearn", {})
     if flavor.get("serialization_format") != "skops":
-        raise FlowscopeError(f"{root} is not a skops-format scikit-learn model")
+        raise FlowscopeError("the model is not a skops-format scikit-learn model", detail=str(root))
     data = (root / flavor["pickled_model"]).read_bytes()
     untrusted = skops.io.get_untrusted_types(data=data)
     unknown = sorted(set(untrusted) - SKOPS_TRUSTED_TYPES)
     if unknown:
-        raise FlowscopeError(f"refusing to load {root}: it holds untrusted types {unknown}")
+        raise FlowscopeError(
+            f"refusing to load the model: it holds untrusted types {unknown}", detail=str(root)
+        )
     return skops.io.loads(data, trusted=untrusted)

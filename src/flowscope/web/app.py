@@ -141,6 +141,8 @@ def create_app(
 
     @app.exception_handler(FlowscopeError)
     def domain_error(request: Request, exc: FlowscopeError) -> Response:
+        if exc.detail or exc.status >= 500:  # what the answer leaves out, for the operator
+            logger.warning("%s: %s", request.url.path, exc.for_operator)
         response = error_response(request, exc.status, exc.message)
         if exc.status == 503:  # a store that is away: the same request works once it is back
             response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
