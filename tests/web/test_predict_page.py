@@ -21,6 +21,7 @@ from mlflow import MlflowClient
 from flowscope.serving.cache import ModelCache, version_ref
 from flowscope.web import create_app
 from tests.serving.conftest import inference_runs, records
+from tests.leaks import assert_no_leak
 from tests.web.churn import FEATURES, MODEL, TARGET, Churn
 
 with warnings.catch_warnings():
@@ -287,3 +288,24 @@ def test_an_xlsx_upload_and_a_regression_model(churn: Churn, tmp_path: Path) -> 
     record = pd.DataFrame([{name: float(value) for name, value in form.items()}])
     uri = MlflowClient(churn.settings.tracking_uri).get_model_version_download_uri("progress", "1")
     assert row["prediction"] == pytest.approx(mlflow.pyfunc.load_model(uri).predict(record)[0])
+
+
+def test_a_broken_workbook_to_predict_names_the_upload_not_the_servers_folder(
+    churn: Churn,
+) -> None:
+    archive = io.BytesIO()
+    import zipfile
+
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("notes.txt", "not a workbook")
+    sent = {"file": ("rows.xlsx", archive.getvalue(), "application/octet-stream")}
+    with TestClient(create_app(churn.settings), raise_server_exceptions=False) as client:
+        answers = [
+            client.post(f"/api/models/{MODEL}/1/predict/batch", files=sent),
+            client.post(f"/models/{MODEL}/predict/batch", files=sent),
+        ]
+    for answer in answers:
+        assert answer.status_code == 400, answer.text
+        assert "cannot read rows.xlsx as an Excel workbook" in answer.text
+        print("ANSWER", answer.text[:300] if "json" in answer.headers["content-type"] else answer.text[answer.text.find("cannot read"):][:200])
+        assert_no_leak(answer.text, churn.settings.workbench_dir, churn.settings.tracking_uri)

@@ -20,6 +20,7 @@ import pytest
 
 from flowscope.config import Settings
 from tests.conftest import make_settings
+from tests.leaks import assert_no_leak
 from tests.web.datasets import customers
 
 with warnings.catch_warnings():
@@ -456,3 +457,20 @@ def test_user_strings_are_escaped(client: TestClient) -> None:
     page = client.get("/workbench", params={"dataset": answer.json()["dataset_id"]})
     assert hostile not in page.text and "<b>x</b>" not in page.text
     assert "&lt;img src=x onerror=alert(1)&gt;" in page.text
+
+
+def test_an_unreadable_workbook_is_named_as_uploaded_never_by_the_servers_folder(
+    client: TestClient,
+) -> None:
+    """A zip that passes the size checks but holds no workbook: openpyxl's error is read
+    from the staging folder, and the answer names the file as the user sent it."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zipped:
+        zipped.writestr("notes.txt", "not a workbook")
+    before = _stored(client)
+    for url in ("/api/datasets", "/workbench/upload"):
+        answer = _upload(client, "sales.xlsx", archive.getvalue(), url=url)
+        assert answer.status_code == 400, answer.text
+        assert "cannot read sales.xlsx as an Excel workbook" in answer.text
+        assert_no_leak(answer.text, _settings(client).workbench_dir)
+    assert _stored(client) == before
