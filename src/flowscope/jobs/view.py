@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowscope.config import Settings
+from flowscope.errors import NotFoundError
 from flowscope.jobs.queue import JobQueue
 from flowscope.jobs.state import Job
 
@@ -17,7 +18,10 @@ _RANKING = {
 
 
 def jobs_view(queue: JobQueue, *, batch: str = "") -> dict[str, Any]:
+    """Every job, or those of ``batch``; a batch no job belongs to is a 404 naming it."""
     jobs = [job for job in queue.all() if not batch or job.batch == batch]
+    if batch and not jobs:
+        raise NotFoundError(f"no batch of jobs {batch[:40]!r}")
     counts = {state: sum(job.state == state for job in jobs) for state in _STATES}
     best = best_of_batch(queue, jobs[0]) if batch and jobs else None
     return {
