@@ -14,10 +14,14 @@ from flowscope.errors import FlowscopeError
 from flowscope.jobs import JobQueue, TrainRequest, submit_training
 from flowscope.jobs.view import job_view, jobs_view
 from flowscope.os_user import os_user
+from flowscope.serving import request_input as inputs
 from flowscope.web.render import json_response, page
+from flowscope.web.uploads import read_form
 
 router = APIRouter()
 MAX_WAIT = 60.0
+# A training request is a few fields and parameters: far below this.
+MAX_REQUEST_BYTES = 64 * 1024
 
 
 def job_queue(request: Request) -> JobQueue:
@@ -40,10 +44,8 @@ def _user(request: Request) -> str:
 
 @router.post("/api/jobs", status_code=201)
 async def create_jobs(request: Request) -> Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise FlowscopeError("the request body is not valid JSON") from None
+    inputs.check_content_type(request, inputs.JSON_TYPES)
+    body = inputs.parse_json(await inputs.read_body(request, MAX_REQUEST_BYTES))
     # off the event loop: it reads the data set and writes to the queue's storage
     ids = await run_in_threadpool(_submit, request, TrainRequest.from_json(body))
     return json_response({"ok": True, "job_ids": ids}, 201)
@@ -86,7 +88,7 @@ def _cancel(request: Request, job_id: str) -> None:
 @router.post("/workbench/train")
 async def train_form(request: Request) -> Response:
     """The workbench's train form: one job per model type, then the job (or batch) page."""
-    train = TrainRequest.from_form(await request.form())
+    train = TrainRequest.from_form(await read_form(request, MAX_REQUEST_BYTES))
     location = await run_in_threadpool(_submit_and_locate, request, train)
     return RedirectResponse(location, status_code=303)
 
@@ -123,7 +125,7 @@ async def register_best(request: Request, job_id: str) -> Response:
     from flowscope.jobs.view import best_of_batch
     from flowscope.registry.register import RegisteredVersion, register_run
 
-    form = await request.form()
+    form = await read_form(request, MAX_REQUEST_BYTES)
     name = str(form.get("name") or "").strip()
 
     def register() -> RegisteredVersion:  # registry round-trips: off the event loop

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from flowscope.errors import FlowscopeError
 from flowscope.registry.history import decision_history
 from flowscope.registry.promotion import apply_promotion, preview_promotion
 from flowscope.registry.versions import compare_versions, model_detail, models_overview
+from flowscope.serving import request_input as inputs
 from flowscope.web.render import json_response, page, wants_json
 
 _MAX_POLICY_BYTES = 64 * 1024
@@ -38,9 +38,7 @@ def history(request: Request, name: str) -> Response:
 
 async def _policy_text(request: Request) -> str:
     """The policy in the body: raw YAML, or the ``policy`` field of a form."""
-    body = await request.body()
-    if len(body) > _MAX_POLICY_BYTES:
-        raise FlowscopeError(f"a policy is at most {_MAX_POLICY_BYTES} bytes", status=413)
+    body = await inputs.read_body(request, _MAX_POLICY_BYTES)
     text = body.decode("utf-8", errors="replace")
     if request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         text = parse_qs(text).get("policy", [""])[0]

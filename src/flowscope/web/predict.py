@@ -28,11 +28,11 @@ from flowscope.serving.predict import (
 )
 from flowscope.serving.service import json_body, prediction_answer, version_headers
 from flowscope.web.render import page
-from flowscope.web.uploads import receive_upload, safe_filename
+from flowscope.web.uploads import read_form, receive_upload, safe_filename
 
 router = APIRouter()
 SHOWN_ROWS = 20  # rows of a predicted file shown on the page; the download has them all
-_MAX_FORM_BYTES = 256 * 1024
+MAX_FORM_BYTES = 256 * 1024
 
 
 def _models(request: Request) -> ModelCache:
@@ -142,10 +142,7 @@ def predict_page(request: Request, name: str, ref: str = "") -> Response:
 async def predict_one(request: Request, name: str, ref: str = "") -> Response:
     """The form's record predicted; a wrong value is shown beside the form with its 4xx."""
     data, model = await run_in_threadpool(_page_data, request, name, ref)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > _MAX_FORM_BYTES:
-        raise FlowscopeError(f"a form is at most {_MAX_FORM_BYTES} bytes", status=413)
-    form = await request.form(max_files=0, max_fields=1000)
+    form = await read_form(request, MAX_FORM_BYTES)
     values = {key: value for key, value in form.items() if isinstance(value, str)}
     data["values"] = values
     status = 200
