@@ -93,7 +93,7 @@ def upload_csv() -> bytes:
             UPLOAD_TARGET: np.repeat(["yes", "no"], rows // 2),
         }
     )
-    return frame.to_csv(index=False).encode()
+    return frame.to_csv(index=False, lineterminator="\r\n").encode()
 
 
 def _seed(root: Path) -> Hostile:

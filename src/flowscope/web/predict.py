@@ -100,7 +100,9 @@ async def _uploaded_rows(request: Request, model: ServedModel) -> tuple[Any, str
         request, settings.workbench_dir / "uploads", settings.upload_max_bytes
     )
     try:
-        frame = await run_in_threadpool(read_prediction_file, upload.path, model.schema)
+        frame = await run_in_threadpool(
+            read_prediction_file, upload.path, model.schema, settings.upload_max_bytes
+        )
     finally:
         upload.discard()
     return frame, upload.filename
