@@ -287,7 +287,8 @@ def ui_server(hostile: Hostile, tmp_path_factory: pytest.TempPathFactory) -> Ite
         hostile.settings.tracking_uri,
         ["ui"],
         health_path="/experiments.json",
-        settings={"workbench_dir": str(hostile.settings.workbench_dir)},
+        # no job consumer: the queued job stays queued, and the store as the cases left it
+        settings={"workbench_dir": str(hostile.settings.workbench_dir), "jobs_embedded": "false"},
         name="dashboard",
     )
     server.start()
@@ -368,3 +369,7 @@ async def _call(
     await app(scope, receive, send)
     headers = [(k.decode(), v.decode()) for k, v in sent["headers"]]
     return httpx.Response(sent["status"], headers=headers, content=sent["body"])
+
+
+# Real Chromium, as the dashboard's own browser tests drive it.
+from tests.web.conftest import browser  # noqa: E402, F401
