@@ -10,17 +10,17 @@ from fastapi.responses import Response
 
 from flowscope.analysis.listing import RunsQuery, experiments_overview, runs_listing
 from flowscope.tuning.view import with_studies
-from flowscope.web.render import page
+from flowscope.web.render import PAGE_RESPONSES, page
 
 router = APIRouter()
 
 
-@router.get("/experiments")
+@router.get("/experiments", responses=PAGE_RESPONSES)
 def experiments(request: Request) -> Response:
     return page(request, "experiments.html", experiments_overview(request.app.state.store))
 
 
-@router.get("/experiments/{experiment_id}")
+@router.get("/experiments/{experiment_id}", responses=PAGE_RESPONSES)
 def experiment_runs(
     request: Request,
     experiment_id: str,

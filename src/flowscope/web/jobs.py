@@ -15,7 +15,7 @@ from flowscope.jobs import JobQueue, TrainRequest, submit_training
 from flowscope.jobs.view import job_view, jobs_view
 from flowscope.os_user import os_user
 from flowscope.serving import request_input as inputs
-from flowscope.web.render import json_response, page
+from flowscope.web.render import PAGE_RESPONSES, json_response, page
 from flowscope.web.uploads import read_form
 
 router = APIRouter()
@@ -101,12 +101,12 @@ def _submit_and_locate(request: Request, train: TrainRequest) -> str:
     return f"/jobs?batch={job_queue(request).get(ids[0]).batch}"
 
 
-@router.get("/jobs")
+@router.get("/jobs", responses=PAGE_RESPONSES)
 def jobs_page(request: Request, batch: str = "") -> Response:
     return page(request, "jobs.html", jobs_view(job_queue(request), batch=batch.strip()))
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=PAGE_RESPONSES)
 def job_page(request: Request, job_id: str) -> Response:
     return page(
         request, "job.html", job_view(request.app.state.settings, job_queue(request), job_id)

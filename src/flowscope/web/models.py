@@ -12,26 +12,26 @@ from flowscope.registry.history import decision_history
 from flowscope.registry.promotion import apply_promotion, preview_promotion
 from flowscope.registry.versions import compare_versions, model_detail, models_overview
 from flowscope.serving import request_input as inputs
-from flowscope.web.render import json_response, page, wants_json
+from flowscope.web.render import PAGE_RESPONSES, json_response, page, wants_json
 
 _MAX_POLICY_BYTES = 64 * 1024
 
 router = APIRouter()
 
 
-@router.get("/models")
+@router.get("/models", responses=PAGE_RESPONSES)
 def models(request: Request) -> Response:
     return page(request, "models.html", models_overview(request.app.state.settings))
 
 
-@router.get("/models/{name}/compare")
+@router.get("/models/{name}/compare", responses=PAGE_RESPONSES)
 def compare(request: Request, name: str, versions: str = "") -> Response:
     numbers = [part for part in versions.replace(" ", ",").split(",") if part]
     data = compare_versions(request.app.state.settings, name, numbers)
     return page(request, "model_compare.html", data)
 
 
-@router.get("/models/{name}/history")
+@router.get("/models/{name}/history", responses=PAGE_RESPONSES)
 def history(request: Request, name: str) -> Response:
     return page(request, "model_history.html", decision_history(request.app.state.settings, name))
 
@@ -45,7 +45,7 @@ async def _policy_text(request: Request) -> str:
     return text
 
 
-@router.post("/models/{name}/preview")
+@router.post("/models/{name}/preview", responses=PAGE_RESPONSES)
 async def preview(request: Request, name: str) -> Response:
     """A dry run of the policy in the body."""
     text = await _policy_text(request)
@@ -65,6 +65,6 @@ async def apply_policy(request: Request, name: str) -> Response:
     return RedirectResponse(f"/models/{quote(name, safe='')}/history", status_code=303)
 
 
-@router.get("/models/{name}")
+@router.get("/models/{name}", responses=PAGE_RESPONSES)
 def model(request: Request, name: str) -> Response:
     return page(request, "model.html", model_detail(request.app.state.settings, name))

@@ -27,7 +27,7 @@ from flowscope.serving.predict import (
     saved_predictions,
 )
 from flowscope.serving.service import json_body, prediction_answer, version_headers
-from flowscope.web.render import page
+from flowscope.web.render import PAGE_RESPONSES, page
 from flowscope.web.uploads import read_form, receive_upload, safe_filename
 
 router = APIRouter()
@@ -134,13 +134,13 @@ def _page_data(request: Request, name: str, ref: str) -> tuple[dict[str, Any], S
     return data, model
 
 
-@router.get("/models/{name}/predict")
+@router.get("/models/{name}/predict", responses=PAGE_RESPONSES)
 def predict_page(request: Request, name: str, ref: str = "") -> Response:
     data, _ = _page_data(request, name, ref)
     return page(request, "predict.html", data)
 
 
-@router.post("/models/{name}/predict")
+@router.post("/models/{name}/predict", responses=PAGE_RESPONSES)
 async def predict_one(request: Request, name: str, ref: str = "") -> Response:
     """The form's record predicted; a wrong value is shown beside the form with its 4xx."""
     data, model = await run_in_threadpool(_page_data, request, name, ref)
@@ -158,7 +158,7 @@ async def predict_one(request: Request, name: str, ref: str = "") -> Response:
     return page(request, "predict.html", data, status)
 
 
-@router.post("/models/{name}/predict/batch")
+@router.post("/models/{name}/predict/batch", responses=PAGE_RESPONSES)
 async def predict_batch(request: Request, name: str, ref: str = "") -> Response:
     """An uploaded CSV or XLSX file predicted: the first rows shown, all of them saved for
     the download; a bad file is shown beside the form with its 4xx."""

@@ -18,6 +18,14 @@ from fastapi.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+# How a page route documents its answer in the OpenAPI schema: the page, or its JSON twin
+# (``<path>.json`` or ``Accept: application/json``).
+PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The page as HTML, or its data as JSON at <path>.json",
+        "content": {"text/html": {}, "application/json": {}},
+    }
+}
 
 
 def _when(ms: Any) -> str:

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from flowscope.config import Settings
 from flowscope.errors import FlowscopeError, NotFoundError
 from flowscope.modeling.uploads import dataset_view, list_datasets, staging_dir, store_upload
-from flowscope.web.render import json_response, page
+from flowscope.web.render import PAGE_RESPONSES, json_response, page
 from flowscope.web.uploads import receive_upload
 
 router = APIRouter()
@@ -50,7 +50,7 @@ def dataset(request: Request, dataset_id: str, target: str | None = None) -> Res
     return json_response({"ok": True, "dataset_id": dataset_id, **view})
 
 
-@router.get("/workbench")
+@router.get("/workbench", responses=PAGE_RESPONSES)
 def workbench(request: Request, dataset: str | None = None, target: str | None = None) -> Response:
     data, status = _workbench_data(request.app.state.settings, dataset, target or None)
     return page(request, "workbench.html", data, status)
