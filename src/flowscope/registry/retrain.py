@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 __all__ = ["RetrainResult", "champion_recipe", "holdout_split", "retrain"]
 
-
 @dataclass
 class RetrainResult:
     """The challenger's run and version, and what the policy made of it."""

@@ -347,7 +347,8 @@ def _next_steps(task: str, best: Mapping[str, Any]) -> list[dict[str, Any]]:
     if best["has_model"]:
         return [
             {
-                "what": f"Register the best run's model as {task}, then promote it by your policy",
+                "what": f"Register the best run's model as {task}, then promote it by your "
+                "policy",
                 "command": shlex.join(["flowscope", "register", run_id, task]),
             }
         ]
