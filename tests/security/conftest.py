@@ -335,7 +335,11 @@ def raw_request(
         "path": unquote(raw_path),
         "raw_path": raw_path.encode(),
         "query_string": query.encode(),
-        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        # as a client sends it: with the Host header the tests' settings answer
+        "headers": [
+            (k.lower().encode(), v.encode())
+            for k, v in {"host": "testserver", **(headers or {})}.items()
+        ],
     }
     return client.portal.call(_call, client.app, scope, chunks, disconnect)  # type: ignore[union-attr]
 

@@ -60,8 +60,6 @@ DASHBOARD_ROUTES = (
     ("GET", "/vendor/plotly.min.js"),
     ("GET", "/"),
     ("GET", "/api/openapi"),
-    ("GET", "/api/docs"),
-    ("GET", "/docs/oauth2-redirect"),
 )
 # Mounted apps (static files), attacked by their own case.
 DASHBOARD_MOUNTS = ("/static",)
@@ -76,8 +74,6 @@ SERVICE_ROUTES = (
     ("GET", "/model"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
-    ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
 )
 
 # Query parameters that name a thing in the store (a traversal target), per route, with
