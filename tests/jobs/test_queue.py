@@ -106,7 +106,9 @@ def test_a_bad_request_is_refused_whole_and_queues_nothing(
 
 def test_malformed_bodies_get_a_400(settings: Settings) -> None:
     with TestClient(create_app(settings)) as http:
-        assert http.post("/api/jobs", content=b"{not json").status_code == 400
+        json_type = {"content-type": "application/json"}
+        assert http.post("/api/jobs", content=b"{not json", headers=json_type).status_code == 400
+        assert http.post("/api/jobs", content=b"<job/>").status_code == 415
         answer = http.post("/api/jobs", json={"dataset_id": "builtin:iris"})
         assert answer.status_code == 400 and "missing field 'target'" in answer.json()["error"]
         answer = http.post("/api/jobs", json=["a"])

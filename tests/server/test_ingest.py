@@ -107,7 +107,12 @@ def test_unknown_and_deleted_runs_and_bad_json(store: tuple[TestClient, MlflowCl
     client.delete_run(run_id)
     deleted = http.post(f"/api/ingest/runs/{run_id}/metrics", json=body)
     assert deleted.status_code == 400 and "deleted" in deleted.json()["error"]
-    assert http.post(f"/api/ingest/runs/{run_id}/metrics", content=b"{").status_code == 400
+    broken = http.post(
+        f"/api/ingest/runs/{run_id}/metrics",
+        content=b"{",
+        headers={"content-type": "application/json"},
+    )
+    assert broken.status_code == 400
 
 
 def test_the_dashboard_alone_has_no_ingest(tmp_path: Path, sqlite_uri: str) -> None:

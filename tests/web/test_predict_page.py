@@ -307,5 +307,4 @@ def test_a_broken_workbook_to_predict_names_the_upload_not_the_servers_folder(
     for answer in answers:
         assert answer.status_code == 400, answer.text
         assert "cannot read rows.xlsx as an Excel workbook" in answer.text
-        print("ANSWER", answer.text[:300] if "json" in answer.headers["content-type"] else answer.text[answer.text.find("cannot read"):][:200])
         assert_no_leak(answer.text, churn.settings.workbench_dir, churn.settings.tracking_uri)

@@ -109,7 +109,9 @@ def check_page(page: int, page_size: int) -> None:
 
 
 def metric_summary(metric: str, direction: str | None, values: Sequence[float]) -> dict[str, Any]:
-    """Count, mean, min, max and best of a metric's values, NaN left out as pandas does."""
+    """Count, mean, min, max and best of a metric's values, NaN left out as pandas does;
+    a name no metric can have (MLflow's key rule) is a 400 naming it."""
+    check_metric_name(metric)
     direction = check_direction(metric, direction)
     present = [value for value in values if not math.isnan(value)]
     low = min(present) if present else None
@@ -123,6 +125,19 @@ def metric_summary(metric: str, direction: str | None, values: Sequence[float]) 
         "best": high if direction == "max" else low,
         "direction": direction,
     }
+
+
+def check_metric_name(metric: str) -> None:
+    """A metric name as MLflow's key rule allows one (letters, digits and ``_-. /:``):
+    anything else, such as SQL, names no metric and is refused rather than counted as
+    one that no run has."""
+    from mlflow.utils.validation import validate_param_and_metric_name
+
+    if not validate_param_and_metric_name(metric):
+        raise FlowscopeError(
+            f"{metric[:100]!r} is not a metric name: MLflow's metric names hold only "
+            "letters, digits, spaces and _ - . / :"
+        )
 
 
 def experiment_ints(experiment_ids: Sequence[str]) -> list[int]:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowscope.config import Settings
+from flowscope.errors import NotFoundError
 from flowscope.jobs.queue import JobQueue
 from flowscope.jobs.state import Job
 
@@ -20,12 +21,15 @@ _RANKING = {
 def jobs_view(
     queue: JobQueue, *, batch: str = "", visible: Callable[[Job], bool] | None = None
 ) -> dict[str, Any]:
-    """The jobs (of ``batch``), newest first, those ``visible`` says the user may see."""
+    """Every job, or those of ``batch``, that ``visible`` says the user may see; a batch no
+    job belongs to is a 404 naming it."""
     jobs = [
         job
         for job in queue.all()
         if (not batch or job.batch == batch) and (visible is None or visible(job))
     ]
+    if batch and not jobs:
+        raise NotFoundError(f"no batch of jobs {batch[:40]!r}")
     counts = {state: sum(job.state == state for job in jobs) for state in _STATES}
     best = best_of_batch(queue, jobs[0]) if batch and jobs else None
     return {

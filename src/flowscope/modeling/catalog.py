@@ -10,6 +10,7 @@ may hold is in :mod:`flowscope.modeling.trusted_types` (re-exported here).
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -256,6 +257,7 @@ def build_estimator(
             )
         default = values.get(name, reference[name])
         values[name] = coerce_param(name, value, default)
+        _check_magnitude(name, values[name])
         if _is_number(default) and isinstance(values[name], str) and not _checks_params(cls):
             raise FlowscopeError(
                 f"parameter {name!r} of {model_type} must be a number, not {value!r}"
@@ -291,6 +293,18 @@ def _validate(estimator: Any, model_type: str) -> None:
 _NONE = {"none", "null"}
 _TRUE = {"true", "yes", "on", "1"}
 _FALSE = {"false", "no", "off", "0"}
+
+
+def _check_magnitude(name: str, value: Any) -> None:
+    """Numbers a parameter can hold: 64-bit integers (what NumPy and the native learners
+    take) and finite floats. scikit-learn's own bounds are often open above, and a
+    ``n_estimators`` of 10**400 would be taken as asked."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and not -(2**63) <= value < 2**63:
+        raise FlowscopeError(f"parameter {name!r} is too large: {str(value)[:20]}...")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise FlowscopeError(f"parameter {name!r} must be a finite number, not {value}")
 
 
 def coerce_param(name: str, value: Any, default: Any) -> Any:

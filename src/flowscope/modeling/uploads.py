@@ -79,6 +79,7 @@ def store_upload(
             return _read_meta(existing)
         check_table_file(kept, name, settings.upload_max_bytes)
         frame = _read_upload(kept, name)
+        _check_finite(frame, name)
         meta = {
             "dataset_id": dataset_id,
             "filename": name,
@@ -142,6 +143,25 @@ def _read_upload(path: Path, filename: str) -> pd.DataFrame:
     frame = read_table(path, filename)  # named as uploaded, never by the server's folder
     frame.columns = [str(column) for column in frame.columns]
     return frame
+
+
+def _check_finite(frame: pd.DataFrame, filename: str) -> None:
+    """No model learns from an infinite number (scikit-learn refuses them at fit): refuse
+    the file now, naming the columns, rather than the training job later."""
+    import numpy as np
+
+    numbers = frame.select_dtypes("number")
+    infinite = [
+        str(column)
+        for column in numbers.columns
+        if np.isinf(numbers[column].to_numpy(dtype=float)).any()
+    ]
+    if infinite:
+        shown = ", ".join(repr(column[:60]) for column in infinite[:5])
+        raise FlowscopeError(
+            f"{filename}: column(s) {shown} hold infinite values; replace them with numbers, "
+            "or leave those cells empty"
+        )
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -22,9 +22,14 @@ from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.serving import request_input as inputs
 
 INGEST_VERSION = 1
 MAX_POINTS = 100_000  # one request; the SDK sends batches of a thousand or so
+# MAX_POINTS points of a long key and every field spelled out fit well within this.
+MAX_BODY_BYTES = 32 * 1024 * 1024
+# MLflow keeps timestamps and steps as 64-bit integers.
+_INT64 = range(-(2**63), 2**63)
 _SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 logger = logging.getLogger(__name__)
@@ -39,11 +44,9 @@ def ingest_info() -> Response:
 
 @router.post("/api/ingest/runs/{run_id}/metrics")
 async def ingest_metrics(request: Request, run_id: str) -> Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise FlowscopeError("the body is not valid JSON") from None
-    metrics = parse_metrics(body)
+    inputs.check_content_type(request, inputs.JSON_TYPES)
+    body = await inputs.read_body(request, MAX_BODY_BYTES)
+    metrics = parse_metrics(await run_in_threadpool(inputs.parse_json, body))
     try:
         await run_in_threadpool(write_metrics, _access(request), run_id, metrics)
     except FlowscopeError:
@@ -97,7 +100,10 @@ def _value(value: Any, where: str) -> float:
         return _SPECIAL[value]
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise FlowscopeError(f'{where} must be a number (or "NaN", "Infinity", "-Infinity")')
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond any float
+        raise FlowscopeError(f"{where} is too large for a metric value") from None
 
 
 def _integer(value: Any, where: str, default: int | None) -> int:
@@ -105,6 +111,8 @@ def _integer(value: Any, where: str, default: int | None) -> int:
         return default
     if isinstance(value, bool) or not isinstance(value, int):
         raise FlowscopeError(f"{where} must be an integer")
+    if value not in _INT64:
+        raise FlowscopeError(f"{where} must fit in 64 bits (MLflow's integers)")
     return value
 
 

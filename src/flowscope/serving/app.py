@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from flowscope._output import frame_to_csv
 from flowscope.config import Settings, load_settings
@@ -155,7 +155,7 @@ def create_serving_app(
     def model_info() -> Response:
         return json_body({"ok": True, "ref": str(ref), **service.holder.current.describe()})
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=PlainTextResponse)
     def metrics() -> Response:
         current = service.holder.current
         text = service.metrics.render(

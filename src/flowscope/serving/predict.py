@@ -93,16 +93,20 @@ def predict_frame(
     return result
 
 
-def read_prediction_file(path: Path, schema: InputSchema) -> pd.DataFrame:
+def read_prediction_file(path: Path, schema: InputSchema, max_upload_bytes: int) -> pd.DataFrame:
     """An uploaded CSV or XLSX file of rows to predict. A CSV is read as ``flowscope
     serve``'s ``/predict/batch`` reads one (the model's text columns as text); an XLSX
-    workbook's first sheet through :func:`~flowscope.modeling.data.read_table`."""
+    workbook's first sheet through :func:`~flowscope.modeling.data.read_table`, once
+    :func:`~flowscope.modeling.file_checks.check_xlsx` has found it safe to open (no zip
+    bomb, no entity declarations). Errors name the file, never its place on the server."""
     from flowscope.errors import FlowscopeError
     from flowscope.modeling.data import read_table
+    from flowscope.modeling.file_checks import check_xlsx
     from flowscope.serving.request_input import read_csv
 
     suffix = path.suffix.lower()
     if suffix == ".xlsx":
+        check_xlsx(path, path.name, max_upload_bytes)
         return read_table(path, path.name)  # its name as uploaded, not the server's folder
     if suffix not in (".csv", ".txt", ""):
         raise FlowscopeError(

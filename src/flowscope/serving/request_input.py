@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 JSON_TYPES = ("application/json",)
 CSV_TYPES = ("text/csv", "multipart/form-data")
 _REQUEST_ID = re.compile(r"^[\w\-.:]{1,64}$")
+# What a request whose client went away before the end of its body is answered (if the
+# answer reaches anyone): a client error, never the "internal error" of a crash.
+BODY_CUT_SHORT = "the request body ended before its declared length"
 
 
 def request_id_of(request: Request) -> str | None:
@@ -63,13 +66,20 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise FlowscopeError("invalid Content-Length header")
         if int(declared) > limit:
             raise FlowscopeError(f"the body is larger than the limit of {limit} bytes", status=413)
+    from starlette.requests import ClientDisconnect
+
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise FlowscopeError(f"the body is larger than the limit of {limit} bytes", status=413)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise FlowscopeError(
+                    f"the body is larger than the limit of {limit} bytes", status=413
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise FlowscopeError(BODY_CUT_SHORT) from None
     body = b"".join(chunks)
     if not body.strip():
         raise FlowscopeError("the request body is empty")

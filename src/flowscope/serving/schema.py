@@ -254,14 +254,17 @@ def to_arrays(schema: InputSchema, columns: Mapping[str, Sequence[Any]]) -> dict
     data: dict[str, np.ndarray] = {}
     for column in schema.columns:
         values = columns[column.name]
-        if column.numpy_dtype == "float64":
-            data[column.name] = np.array(values, dtype=np.float64)  # None becomes NaN
-        elif column.numpy_dtype == "object":
-            array = np.empty(len(values), dtype=object)
-            array[:] = values
-            data[column.name] = array
-        else:
-            data[column.name] = np.array(values, dtype=column.numpy_dtype)
+        try:
+            if column.numpy_dtype == "float64":
+                data[column.name] = np.array(values, dtype=np.float64)  # None becomes NaN
+            elif column.numpy_dtype == "object":
+                array = np.empty(len(values), dtype=object)
+                array[:] = values
+                data[column.name] = array
+            else:
+                data[column.name] = np.array(values, dtype=column.numpy_dtype)
+        except OverflowError:  # a JSON integer beyond the column's type
+            raise SchemaError(f"column {shown(column.name)} holds a number too large") from None
     return data
 
 

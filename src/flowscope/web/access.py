@@ -38,8 +38,6 @@ WRITER = Rule("signed_in", "update")
 
 RULES: dict[str, Rule] = {
     "GET /api/openapi": SIGNED_IN,
-    "GET /api/docs": SIGNED_IN,
-    "GET /docs/oauth2-redirect": SIGNED_IN,
     "GET /vendor/plotly.min.js": SIGNED_IN,
     "GET /": SIGNED_IN,
     "GET /api/experiments/{experiment_id}/runs": Rule("experiment", param="experiment_id"),

@@ -9,12 +9,12 @@ from fastapi.responses import Response
 
 from flowscope.analysis.compare_view import compare_view, parse_run_ids
 from flowscope.web import charts
-from flowscope.web.render import figure_json, page, wants_json
+from flowscope.web.render import PAGE_RESPONSES, figure_json, page, wants_json
 
 router = APIRouter()
 
 
-@router.get("/compare")
+@router.get("/compare", responses=PAGE_RESPONSES)
 def compare(
     request: Request,
     runs: Annotated[list[str] | None, Query()] = None,

@@ -13,19 +13,19 @@ from flowscope.analysis.listing import RunsQuery, experiments_overview, runs_lis
 from flowscope.server.auth.access import EXPERIMENT
 from flowscope.tuning.view import with_studies
 from flowscope.web.access import access_of
-from flowscope.web.render import page
+from flowscope.web.render import PAGE_RESPONSES, page
 
 router = APIRouter()
 
 
-@router.get("/experiments")
+@router.get("/experiments", responses=PAGE_RESPONSES)
 def experiments(request: Request) -> Response:
     access = access_of(request)
     visible = None if access.unrestricted else partial(access.allows, EXPERIMENT, need="read")
     return page(request, "experiments.html", experiments_overview(request.app.state.store, visible))
 
 
-@router.get("/experiments/{experiment_id}")
+@router.get("/experiments/{experiment_id}", responses=PAGE_RESPONSES)
 def experiment_runs(
     request: Request,
     experiment_id: str,

@@ -14,16 +14,20 @@ from flowscope.errors import FlowscopeError
 from flowscope.jobs import JobQueue, TrainRequest, submit_training
 from flowscope.jobs.view import job_view, jobs_view
 from flowscope.os_user import os_user
+from flowscope.serving import request_input as inputs
 from flowscope.web.access import (
     access_of,
     authorize_registering,
     authorize_training,
     visible_job,
 )
-from flowscope.web.render import json_response, page
+from flowscope.web.render import PAGE_RESPONSES, json_response, page
+from flowscope.web.uploads import read_form
 
 router = APIRouter()
 MAX_WAIT = 60.0
+# A training request is a few fields and parameters: far below this.
+MAX_REQUEST_BYTES = 64 * 1024
 
 
 def job_queue(request: Request) -> JobQueue:
@@ -46,10 +50,8 @@ def _user(request: Request) -> str:
 
 @router.post("/api/jobs", status_code=201)
 async def create_jobs(request: Request) -> Response:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise FlowscopeError("the request body is not valid JSON") from None
+    inputs.check_content_type(request, inputs.JSON_TYPES)
+    body = inputs.parse_json(await inputs.read_body(request, MAX_REQUEST_BYTES))
     # off the event loop: it reads the data set and writes to the queue's storage
     ids = await run_in_threadpool(_submit, request, TrainRequest.from_json(body))
     return json_response({"ok": True, "job_ids": ids}, 201)
@@ -106,7 +108,7 @@ def _cancel(request: Request, job_id: str) -> None:
 @router.post("/workbench/train")
 async def train_form(request: Request) -> Response:
     """The workbench's train form: one job per model type, then the job (or batch) page."""
-    train = TrainRequest.from_form(await request.form())
+    train = TrainRequest.from_form(await read_form(request, MAX_REQUEST_BYTES))
     location = await run_in_threadpool(_submit_and_locate, request, train)
     return RedirectResponse(location, status_code=303)
 
@@ -119,12 +121,12 @@ def _submit_and_locate(request: Request, train: TrainRequest) -> str:
     return f"/jobs?batch={job_queue(request).get(ids[0]).batch}"
 
 
-@router.get("/jobs")
+@router.get("/jobs", responses=PAGE_RESPONSES)
 def jobs_page(request: Request, batch: str = "") -> Response:
     return page(request, "jobs.html", _jobs(request, batch))
 
 
-@router.get("/jobs/{job_id}")
+@router.get("/jobs/{job_id}", responses=PAGE_RESPONSES)
 def job_page(request: Request, job_id: str) -> Response:
     return page(
         request, "job.html", job_view(request.app.state.settings, job_queue(request), job_id)
@@ -143,7 +145,7 @@ async def register_best(request: Request, job_id: str) -> Response:
     from flowscope.jobs.view import best_of_batch
     from flowscope.registry.register import RegisteredVersion, register_run
 
-    form = await request.form()
+    form = await read_form(request, MAX_REQUEST_BYTES)
     name = str(form.get("name") or "").strip()
 
     def register() -> RegisteredVersion:  # registry round-trips: off the event loop

@@ -27,12 +27,12 @@ from flowscope.serving.predict import (
     saved_predictions,
 )
 from flowscope.serving.service import json_body, prediction_answer, version_headers
-from flowscope.web.render import page
-from flowscope.web.uploads import receive_upload, safe_filename
+from flowscope.web.render import PAGE_RESPONSES, page
+from flowscope.web.uploads import read_form, receive_upload, safe_filename
 
 router = APIRouter()
 SHOWN_ROWS = 20  # rows of a predicted file shown on the page; the download has them all
-_MAX_FORM_BYTES = 256 * 1024
+MAX_FORM_BYTES = 256 * 1024
 
 
 def _models(request: Request) -> ModelCache:
@@ -100,7 +100,9 @@ async def _uploaded_rows(request: Request, model: ServedModel) -> tuple[Any, str
         request, settings.workbench_dir / "uploads", settings.upload_max_bytes
     )
     try:
-        frame = await run_in_threadpool(read_prediction_file, upload.path, model.schema)
+        frame = await run_in_threadpool(
+            read_prediction_file, upload.path, model.schema, settings.upload_max_bytes
+        )
     finally:
         upload.discard()
     return frame, upload.filename
@@ -132,20 +134,17 @@ def _page_data(request: Request, name: str, ref: str) -> tuple[dict[str, Any], S
     return data, model
 
 
-@router.get("/models/{name}/predict")
+@router.get("/models/{name}/predict", responses=PAGE_RESPONSES)
 def predict_page(request: Request, name: str, ref: str = "") -> Response:
     data, _ = _page_data(request, name, ref)
     return page(request, "predict.html", data)
 
 
-@router.post("/models/{name}/predict")
+@router.post("/models/{name}/predict", responses=PAGE_RESPONSES)
 async def predict_one(request: Request, name: str, ref: str = "") -> Response:
     """The form's record predicted; a wrong value is shown beside the form with its 4xx."""
     data, model = await run_in_threadpool(_page_data, request, name, ref)
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > _MAX_FORM_BYTES:
-        raise FlowscopeError(f"a form is at most {_MAX_FORM_BYTES} bytes", status=413)
-    form = await request.form(max_files=0, max_fields=1000)
+    form = await read_form(request, MAX_FORM_BYTES)
     values = {key: value for key, value in form.items() if isinstance(value, str)}
     data["values"] = values
     status = 200
@@ -159,7 +158,7 @@ async def predict_one(request: Request, name: str, ref: str = "") -> Response:
     return page(request, "predict.html", data, status)
 
 
-@router.post("/models/{name}/predict/batch")
+@router.post("/models/{name}/predict/batch", responses=PAGE_RESPONSES)
 async def predict_batch(request: Request, name: str, ref: str = "") -> Response:
     """An uploaded CSV or XLSX file predicted: the first rows shown, all of them saved for
     the download; a bad file is shown beside the form with its 4xx."""

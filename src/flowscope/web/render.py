@@ -23,6 +23,15 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 # Plotly's trace types drawn by regl in WebGL
 WEBGL_TRACES = ("parcoords", "scattergl", "splom", "scatterpolargl")
 
+# How a page route documents its answer in the OpenAPI schema: the page, or its JSON twin
+# (``<path>.json`` or ``Accept: application/json``).
+PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The page as HTML, or its data as JSON at <path>.json",
+        "content": {"text/html": {}, "application/json": {}},
+    }
+}
+
 
 def _when(ms: Any) -> str:
     """Milliseconds since the epoch as a UTC time a person reads."""

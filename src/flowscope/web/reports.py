@@ -15,7 +15,7 @@ from flowscope.errors import FlowscopeError, NotFoundError
 from flowscope.reports import CompareQuery, compare_experiment, markdown_zip, render_comparison
 from flowscope.reports.comparison import KINDS
 from flowscope.reports.comparison_output import TABLE_ROWS
-from flowscope.web.render import figure_json, page, wants_json
+from flowscope.web.render import PAGE_RESPONSES, figure_json, page, wants_json
 from flowscope.web.report_charts import report_figures
 
 if TYPE_CHECKING:
@@ -55,7 +55,7 @@ def report_query(
 ReportQuery = Annotated[CompareQuery, Depends(report_query)]
 
 
-@router.get("/experiments/{experiment_id}/report")
+@router.get("/experiments/{experiment_id}/report", responses=PAGE_RESPONSES)
 def report(request: Request, experiment_id: str, query: ReportQuery) -> Response:
     """The report page; a query the report cannot answer (a metric no run has, a filter
     MLflow rejects, no run left after it) is a 400 showing the form and what is wrong."""

@@ -15,7 +15,7 @@ from flowscope.analysis.best_view import best_view
 from flowscope.analysis.listing import RunsQuery, every_listed_run
 from flowscope.analysis.run_detail import artifact_file, run_detail
 from flowscope.web import charts
-from flowscope.web.render import figure_json, page, wants_json
+from flowscope.web.render import PAGE_RESPONSES, figure_json, page, wants_json
 
 router = APIRouter()
 
@@ -34,7 +34,7 @@ def export_runs(
     )
 
 
-@router.get("/experiments/{experiment_id}/best")
+@router.get("/experiments/{experiment_id}/best", responses=PAGE_RESPONSES)
 def best(
     request: Request,
     experiment_id: str,
@@ -57,7 +57,7 @@ def best(
     return page(request, "best.html", data, status=400 if data.get("error") else 200)
 
 
-@router.get("/runs/{run_id}")
+@router.get("/runs/{run_id}", responses=PAGE_RESPONSES)
 def run(request: Request, run_id: str) -> Response:
     explain = {k: v for k, v in request.query_params.items() if k.startswith("explain_")}
     data = run_detail(request.app.state.settings, run_id, explain)

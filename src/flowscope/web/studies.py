@@ -9,13 +9,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from flowscope.tuning.view import study_view
-from flowscope.web.render import figure_json, page, wants_json
+from flowscope.web.render import PAGE_RESPONSES, figure_json, page, wants_json
 from flowscope.web.study_charts import study_figures
 
 router = APIRouter()
 
 
-@router.get("/studies/{run_id}")
+@router.get("/studies/{run_id}", responses=PAGE_RESPONSES)
 def study(request: Request, run_id: str, sort: str = "", order: str = "") -> Response:
     """``run_id`` is the study's parent run; ``sort`` and ``order`` order the trials."""
     data = study_view(

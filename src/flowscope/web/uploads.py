@@ -12,9 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 
 from flowscope.errors import FlowscopeError
+from flowscope.serving.request_input import BODY_CUT_SHORT
 
 # Room for the multipart boundaries, part headers and the form's small text fields.
 FORM_OVERHEAD = 1024 * 1024
@@ -42,18 +44,39 @@ class Upload:
 
 
 class _Counted:
-    """An ASGI ``receive`` that stops the body once it passes ``limit`` bytes."""
+    """An ASGI ``receive`` that stops the body with ``UploadTooLarge(message)`` once it
+    passes ``limit`` bytes."""
 
-    def __init__(self, receive: Any, limit: int) -> None:
-        self.receive, self.limit, self.seen = receive, limit, 0
+    def __init__(self, receive: Any, limit: int, message: str) -> None:
+        self.receive, self.limit, self.message, self.seen = receive, limit, message, 0
 
     async def __call__(self) -> Any:
         message = await self.receive()
         if message.get("type") == "http.request":
             self.seen += len(message.get("body", b""))
             if self.seen > self.limit:
-                raise UploadTooLarge(_too_large(self.limit - FORM_OVERHEAD))
+                raise UploadTooLarge(self.message)
         return message
+
+
+async def read_form(request: Request, max_bytes: int, *, max_fields: int = 1000) -> FormData:
+    """A form without files (``application/x-www-form-urlencoded`` or multipart), refused
+    with 413 past ``max_bytes`` (declared or read) and with 400 when the client goes away
+    before the end of it."""
+    from starlette.formparsers import MultiPartException
+    from starlette.requests import ClientDisconnect
+
+    too_large = f"a form is at most {max_bytes:,} bytes"
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise UploadTooLarge(too_large)
+    counted = Request(request.scope, _Counted(request.receive, max_bytes, too_large))
+    try:
+        return await counted.form(max_files=0, max_fields=max_fields)
+    except MultiPartException as exc:
+        raise FlowscopeError(f"the form is not valid: {exc.message}") from None
+    except ClientDisconnect:
+        raise FlowscopeError(BODY_CUT_SHORT) from None
 
 
 def _too_large(max_bytes: int) -> str:
@@ -77,14 +100,18 @@ async def receive_upload(
         raise UploadTooLarge(_too_large(max_bytes))
     if "multipart/form-data" not in request.headers.get("content-type", ""):
         raise FlowscopeError(f"send the file as multipart/form-data in the field {field_name!r}")
-    counted = Request(request.scope, _Counted(request.receive, max_bytes + FORM_OVERHEAD))
+    limit = max_bytes + FORM_OVERHEAD
+    counted = Request(request.scope, _Counted(request.receive, limit, _too_large(max_bytes)))
     from starlette.datastructures import UploadFile
     from starlette.formparsers import MultiPartException
+    from starlette.requests import ClientDisconnect
 
     try:
         form = await counted.form(max_files=1, max_fields=50)
     except MultiPartException as exc:
         raise FlowscopeError(f"the upload is not a valid multipart form: {exc.message}") from None
+    except ClientDisconnect:
+        raise FlowscopeError(BODY_CUT_SHORT) from None
     try:
         item = form.get(field_name)
         if not isinstance(item, UploadFile):

@@ -20,7 +20,7 @@ from flowscope.modeling.uploads import (
     store_upload,
 )
 from flowscope.web.access import access_of
-from flowscope.web.render import json_response, page
+from flowscope.web.render import PAGE_RESPONSES, json_response, page
 from flowscope.web.uploads import receive_upload
 
 router = APIRouter()
@@ -78,7 +78,7 @@ def dataset(request: Request, dataset_id: str, target: str | None = None) -> Res
     return json_response({"ok": True, "dataset_id": dataset_id, **view})
 
 
-@router.get("/workbench")
+@router.get("/workbench", responses=PAGE_RESPONSES)
 def workbench(request: Request, dataset: str | None = None, target: str | None = None) -> Response:
     if dataset:
         check_dataset(request, dataset)
