@@ -24,7 +24,7 @@ def test_a_refused_postgresql_connection_is_the_database_unreachable() -> None:
     with pytest.raises(psycopg.OperationalError) as from_the_driver:
         psycopg.connect(f"postgresql://flowscope:secret@127.0.0.1:{port}/runs")
     for raised in (through_sqlalchemy.value, from_the_driver.value):
-        assert f"127.0.0.1" in str(raised)  # what the log keeps
+        assert "127.0.0.1" in str(raised)  # what the log keeps
         said = public_reason(raised)
         assert said == "the database is unreachable"
         assert_no_leak(said, f"127.0.0.1:{port}", "flowscope", "secret")

@@ -7,6 +7,7 @@ import csv
 import io
 import re
 import warnings
+import zipfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,8 +21,8 @@ from mlflow import MlflowClient
 
 from flowscope.serving.cache import ModelCache, version_ref
 from flowscope.web import create_app
-from tests.serving.conftest import inference_runs, records
 from tests.leaks import assert_no_leak
+from tests.serving.conftest import inference_runs, records
 from tests.web.churn import FEATURES, MODEL, TARGET, Churn
 
 with warnings.catch_warnings():
@@ -294,8 +295,6 @@ def test_a_broken_workbook_to_predict_names_the_upload_not_the_servers_folder(
     churn: Churn,
 ) -> None:
     archive = io.BytesIO()
-    import zipfile
-
     with zipfile.ZipFile(archive, "w") as zipped:
         zipped.writestr("notes.txt", "not a workbook")
     sent = {"file": ("rows.xlsx", archive.getvalue(), "application/octet-stream")}
