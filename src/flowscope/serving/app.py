@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -35,6 +35,9 @@ from flowscope.serving.service import (
     version_headers,
 )
 
+if TYPE_CHECKING:
+    from flowscope.server.auth import AuthServices
+
 logger = logging.getLogger(__name__)
 
 
@@ -48,13 +51,17 @@ def create_serving_app(
     """The prediction service for ``model_ref`` (``MODEL@ALIAS`` or ``MODEL/VERSION``).
 
     The model is loaded here, so a wrong name or alias fails before anything listens;
-    ``monitor`` (default: the ``monitor`` setting) turns inference runs on or off.
+    ``monitor`` (default: the ``monitor`` setting) turns inference runs on or off. With
+    the ``auth`` setting, every route but ``/health`` needs READ on the model
+    (:mod:`~flowscope.serving.guard`); its auth store is opened first, so one without
+    MLflow's auth tables fails before the model is loaded.
 
     >>> app = create_serving_app(settings, "churn@champion")     # doctest: +SKIP
     >>> uvicorn.run(app, port=8080)
     """
     settings = settings or load_settings()
     ref = model_ref if isinstance(model_ref, ModelRef) else ModelRef.parse(model_ref)
+    auth = _open_auth(settings)
     loaded = model or load_served_model(settings, ref)
     service = PredictionService(
         settings, ref, loaded, monitor=settings.monitor if monitor is None else monitor
@@ -72,6 +79,15 @@ def create_serving_app(
         title=f"flowscope serve {ref}", lifespan=lifespan, docs_url="/docs", redoc_url=None
     )
     app.state.service = service
+    if auth is not None:
+        from flowscope.serving.guard import ServiceGuard
+
+        app.add_middleware(
+            ServiceGuard,
+            services=auth,
+            model_name=ref.name,
+            cache_seconds=settings.token_cache_seconds,
+        )
     limit = settings.serve_max_body_bytes
 
     # Each body is parsed and checked in one step, in a thread when it is large.
@@ -172,6 +188,15 @@ def create_serving_app(
         return error_body(500, "internal error; the server log has the details")
 
     return app
+
+
+def _open_auth(settings: Settings) -> AuthServices | None:
+    if not settings.auth:
+        return None
+    # imported only with auth on: the guard brings in the server's auth package
+    from flowscope.serving.guard import open_service_auth
+
+    return open_service_auth(settings)
 
 
 def _answer(
