@@ -597,6 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"{cell.cpu_us(helpers=True):.0f} µs/request[/]"
                         )
             report["mlflow_rss_mb"] = rss_mb(servers["mlflow"].process.pid)
+            report["guard_us"] = guard_cost(settings, auth_database, token)
             with console.status(f"soaking flowscope for {args.soak:.0f} s"):
                 report["soak"] = soak(servers["flowscope"], payloads[1], args.soak)
             served = served_predictions(servers["flowscope"])
@@ -610,7 +611,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             for server in servers.values():
                 server.stop()
     report["cells"], report["ratios"] = cells, ratios(cells)
-    report["guard_us"] = guard_cost(settings, auth_database, token)
     report["verdicts"] = verdicts(report["ratios"])
     console.print(render(cells))
     console.print(render_ratios(report["ratios"]))
