@@ -111,10 +111,11 @@ async def _client(
         writer.close()
 
 
-def post_request(port: int, path: str, body: bytes) -> bytes:
+def post_request(port: int, path: str, body: bytes, authorization: str | None = None) -> bytes:
     head = (
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        + (f"Authorization: {authorization}\r\n" if authorization else "")
+        + f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 

@@ -11,7 +11,11 @@ Run from the repository root (either form)::
 - ingest: ``--points`` points (10 metrics a step) in one run, through ``mlflow server`` with
   MLflow's buffered async logging and through ``flowscope server`` with flowscope's SDK
   (which finds the server's bulk ingest endpoint), with each of ``--workers`` server
-  workers. Timed from the first log call until every point is in the store.
+  workers. Timed from the first log call until every point is in the store. Then the same
+  through ``flowscope server --auth``, the SDK sending a write token of a user of its own
+  in ``MLFLOW_TRACKING_TOKEN``, against the figure without auth (``--auth-pairs`` more
+  pairs, off and on in alternating order, when the machine's load makes one pair noisy):
+  the target is at most 5% lower throughput with auth on.
 - writers: the same with ``--writers`` processes logging at once into one server, each its
   own run, ``--points`` points between them (:mod:`tests.writers`: a fresh interpreter forks
   them, and they start logging together at a barrier once each has its run). Timed from the
@@ -64,6 +68,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import argparse
 import json
 import logging
+import secrets
+import statistics
 import tempfile
 import time
 import uuid
@@ -78,6 +84,7 @@ import httpx
 import mlflow
 import sqlalchemy as sa
 from mlflow import MlflowClient
+from mlflow.environment_variables import MLFLOW_TRACKING_TOKEN
 from rich.console import Console
 from tests.servers import (
     ServerProcess,
@@ -105,7 +112,15 @@ from bench.dashboard import (
     timed,
     vacuum_analyze,
 )
-from bench.logging import Store, Trial, Workload, flowscope_run, make_workload, mlflow_async
+from bench.logging import (
+    Store,
+    Trial,
+    Workload,
+    flowscope_run,
+    make_workload,
+    mlflow_async,
+    mlflow_environment,
+)
 from flowscope.analysis.best import BestRun
 from flowscope.analysis.query import RunPage
 
@@ -114,6 +129,9 @@ METRICS_PER_STEP = 10
 PAGE_TARGET_S = 0.2  # each dashboard answer, at 100,000 runs
 SPEEDUP_TARGET = 5.0  # ... and this many times faster than MlflowClient through the server
 INGEST_TARGET = 3.0
+AUTH_TARGET = 0.95  # throughput with auth on over auth off, at least
+ADMIN = ("bench-admin", secrets.token_urlsafe(16))
+LOGGER = ("bench-logger", secrets.token_urlsafe(16))
 STORE = "postgresql through flowscope server"
 
 
@@ -160,11 +178,21 @@ class PlainMlflowServer(ServerProcess):
 
 
 @contextmanager
-def running_server(kind: str, folder: Path, url: str, workers: int) -> Iterator[ServerProcess]:
-    """``mlflow server`` (``kind`` mlflow) or ``flowscope server`` on ``url``, started."""
+def running_server(
+    kind: str, folder: Path, url: str, workers: int, auth: bool = False
+) -> Iterator[ServerProcess]:
+    """``mlflow server`` (``kind`` mlflow) or ``flowscope server`` on ``url`` (with
+    ``--auth`` and :data:`ADMIN` as its first admin when ``auth``), started."""
     server: ServerProcess
     if kind == "mlflow":
         server = PlainMlflowServer(folder, url, workers)
+    elif auth:
+        env = {
+            "FLOWSCOPE_ADMIN_USERNAME": ADMIN[0],
+            "FLOWSCOPE_ADMIN_PASSWORD": ADMIN[1],
+            "FLOWSCOPE_SECRET_KEY": secrets.token_urlsafe(32),
+        }
+        server = TrackingServer(folder, url, workers=workers, args=["--auth"], env=env)
     else:
         server = TrackingServer(folder, url, workers=workers)
     server.start()
@@ -222,23 +250,51 @@ def rate_and_ratio(mlflow_cell: dict[str, Any], ours: dict[str, Any]) -> str:
     )
 
 
+def write_token(url: str) -> str:
+    """A write token of :data:`LOGGER`, a user made for it, through the server's APIs as a
+    team would make them (MLflow's users API, flowscope's tokens API)."""
+    made = httpx.post(
+        f"{url}/api/2.0/mlflow/users/create",
+        json={"username": LOGGER[0], "password": LOGGER[1]},
+        auth=ADMIN,
+        timeout=60,
+    )
+    made.raise_for_status()
+    issued = httpx.post(
+        f"{url}/flowscope/api/tokens",
+        json={"name": "bench", "scope": "write"},
+        auth=LOGGER,
+        timeout=60,
+    )
+    issued.raise_for_status()
+    return str(issued.json()["token"])
+
+
 # --- ingest: one run -------------------------------------------------------------------
 
 
-def ingest_cell(kind: str, workers: int, workload: Workload, root: Path) -> dict[str, Any]:
-    with fresh_database(f"{kind}_{workers}") as url:
-        folder = root / f"ingest-{kind}-{workers}"
-        with running_server(kind, folder, url, workers) as server:
+def ingest_cell(
+    kind: str, workers: int, workload: Workload, root: Path, auth: bool = False
+) -> dict[str, Any]:
+    label = f"{kind}-auth" if auth else kind
+    with fresh_database(f"{label.replace('-', '_')}_{workers}") as url:
+        folder = root / f"ingest-{label}-{workers}-{uuid.uuid4().hex[:6]}"
+        with running_server(kind, folder, url, workers, auth) as server:
             store = Store("server", server.url, folder / "unused.db")
-            trial = Trial(store, workload, f"bench-{kind}-{workers}", folder)
-            mode = "mlflow async" if kind == "mlflow" else "flowscope"
-            timing = mlflow_async(trial, buffering=1) if kind == "mlflow" else flowscope_run(trial)
-            assert timing.delivered_s is not None, f"{mode}: not everything was delivered"
+            trial = Trial(store, workload, f"bench-{label}-{workers}", folder)
+            token = write_token(server.url) if auth else None
+            with mlflow_environment(MLFLOW_TRACKING_TOKEN, token):
+                if kind == "mlflow":
+                    timing = mlflow_async(trial, buffering=1)
+                else:
+                    timing = flowscope_run(trial)
+            assert timing.delivered_s is not None, f"{label}: not everything was delivered"
         errors = lost_and_repeated(url, [timing.run_id], Counter(workload.expected_counts()))
     seconds = timing.delivered_s
     return {
         "part": "ingest",
         "kind": kind,
+        "auth": auth,
         "workers": workers,
         "points": workload.points,
         "points_per_s": None if seconds is None else (workload.points - errors["lost"]) / seconds,
@@ -259,7 +315,32 @@ def ingest_part(args: argparse.Namespace, root: Path) -> list[dict[str, Any]]:
             flush=True,
         )
         figures += [theirs, ours]
+        pairs = [(ours, ingest_cell("flowscope", workers, workload, root, auth=True))]
+        for index in range(args.auth_pairs - 1):  # alternating, so that load falls on both
+            order = (True, False) if index % 2 == 0 else (False, True)
+            cells = {on: ingest_cell("flowscope", workers, workload, root, auth=on) for on in order}
+            pairs.append((cells[False], cells[True]))
+        for off, on in pairs:
+            print(f"  {auth_ratio(off, on)}", flush=True)
+            figures += [off, on] if off is not ours else [on]
+        if len(pairs) > 1:
+            ratios = [on["points_per_s"] / off["points_per_s"] for off, on in pairs]
+            print(
+                f"  auth on over off, median of {len(pairs)} pairs: "
+                f"{statistics.median(ratios):.3f} (each {', '.join(f'{r:.3f}' for r in ratios)})",
+                flush=True,
+            )
     return figures
+
+
+def auth_ratio(off: dict[str, Any], on: dict[str, Any]) -> str:
+    """One pair: the SDK through ``flowscope server`` with and without auth."""
+    ratio = on["points_per_s"] / off["points_per_s"]
+    return (
+        f"auth, {on['workers']} worker(s): flowscope server --auth + SDK with a write token "
+        f"{on['points_per_s']:,.0f} points/s stored ({once(on)}), without auth "
+        f"{off['points_per_s']:,.0f}: {ratio:.3f} (target >= {AUTH_TARGET:g})"
+    )
 
 
 # --- writers: many processes at once --------------------------------------------------
@@ -472,14 +553,20 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--workers", type=int, nargs="+", default=[1, 4], help="server workers, ingest, writers"
     )
     parser.add_argument("--writers", type=int, default=16, help="processes logging at once")
+    parser.add_argument(
+        "--auth-pairs", type=int, default=1, help="ingest without and with auth, pairs of"
+    )
     parser.add_argument("--runs", type=int, default=100_000, help="runs behind the dashboard")
     parser.add_argument("--dashboard-workers", type=int, default=2)
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     if args.points < METRICS_PER_STEP:
         parser.error(f"--points needs {METRICS_PER_STEP} or more")
-    if args.writers < 1 or args.runs < 10 or args.dashboard_workers < 1 or min(args.workers) < 1:
-        parser.error("--writers, --workers and --dashboard-workers need 1 or more, --runs 10")
+    counts = (args.writers, args.auth_pairs, args.dashboard_workers, min(args.workers))
+    if min(counts) < 1 or args.runs < 10:
+        parser.error(
+            "--writers, --workers, --auth-pairs and --dashboard-workers need 1 or more, --runs 10"
+        )
     if args.json is not None:
         args.json = args.json.resolve()
     return args

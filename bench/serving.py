@@ -14,6 +14,10 @@ once, then the two flowscope servers in ``--rounds`` alternating rounds, so that
 the machine's load falls on monitoring on and off alike: monitoring's cost is the median of
 the rounds' back-to-back differences, beside the CPU that the monitor thread and the helper
 process spent, which the kernel counts exactly.
+A fourth server, ``flowscope serve --auth`` (monitor off), is loaded in the same rounds with
+a read token of a user with READ on the model (users and token made in an auth database of
+its own with MLflow's store and flowscope's): auth's cost is the median over the rounds of
+its throughput against the unmonitored server's, measured back to back (target: at most 5%).
 Then flowscope (monitoring on) is soaked while its memory is sampled, stopped gracefully,
 and its inference runs are checked to hold every prediction it made.
 """
@@ -57,6 +61,8 @@ TASK = "bench-serving"
 TARGET_RPS_AT_32 = 10.0  # flowscope's requests/s over MLflow's at concurrency 32, at least
 TARGET_P50_AT_1 = 0.5  # flowscope's median latency over MLflow's at concurrency 1, at most
 TARGET_MONITORING_COST = 0.05  # throughput lost to monitoring, at most
+TARGET_AUTH_COST = 0.05  # throughput lost to auth (a read token), at most
+AUTHED = "flowscope-unmonitored-auth"  # the unmonitored server's twin with --auth
 BIN = Path(sys.executable).parent
 
 
@@ -94,20 +100,44 @@ class MlflowModelServer(ServerProcess):
         return env
 
 
-def flowscope_server(root: Path, tracking_uri: str, monitor: bool) -> FlowscopeServer:
-    """``flowscope serve MODEL@champion``, its monitor on or off."""
+def flowscope_server(
+    root: Path, tracking_uri: str, monitor: bool, auth_database: str | None = None
+) -> FlowscopeServer:
+    """``flowscope serve MODEL@champion``, its monitor on or off; with ``--auth`` on the
+    users of ``auth_database`` when it is given."""
+    settings = {
+        "monitor": str(monitor).lower(),
+        "artifacts_dir": str(root.parent / "mlartifacts"),
+        "autolog": "false",
+    }
+    if auth_database is not None:
+        settings.update(auth_database_uri=auth_database, default_permission="NO_PERMISSIONS")
     return FlowscopeServer(
         root,
         tracking_uri,
-        ["serve", f"{MODEL}@champion"],
+        ["serve", f"{MODEL}@champion", *(["--auth"] if auth_database else [])],
         health_path="/health",
-        settings={
-            "monitor": str(monitor).lower(),
-            "artifacts_dir": str(root.parent / "mlartifacts"),
-            "autolog": "false",
-        },
-        name=f"flowscope-serve-monitor-{'on' if monitor else 'off'}",
+        settings=settings,
+        name=f"flowscope-serve-monitor-{'on' if monitor else 'off'}"
+        + ("-auth" if auth_database else ""),
     )
+
+
+def auth_users(root: Path) -> tuple[str, str]:
+    """An auth database with a user granted READ on the model, and a read token of theirs
+    (what ``flowscope server --auth`` and its tokens page would make)."""
+    from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
+
+    from flowscope.server.auth import TokenStore
+
+    uri = f"sqlite:///{root / 'auth.db'}"
+    users = SqlAlchemyStore()
+    users.init_db(uri)
+    users.create_user("scorer", "scorer-passphrase-1")
+    users.create_registered_model_permission(MODEL, "scorer", "READ")
+    token = TokenStore(users.engine).create("scorer", "bench", "read").token
+    users.engine.dispose()
+    return uri, f"Bearer {token}"
 
 
 def prepare(root: Path) -> tuple[Settings, dict[int, bytes]]:
@@ -146,15 +176,20 @@ def prepare(root: Path) -> tuple[Settings, dict[int, bytes]]:
     return settings, payloads
 
 
-def same_answers(servers: dict[str, ServerProcess], payload: bytes) -> bool:
+def same_answers(
+    servers: dict[str, ServerProcess], payload: bytes, authorization: dict[str, str]
+) -> bool:
     answers = [
         httpx.post(
             f"{server.url}/invocations",
             content=payload,
             timeout=60,
-            headers={"Content-Type": "application/json"},
+            headers={
+                "Content-Type": "application/json",
+                **({"Authorization": authorization[label]} if label in authorization else {}),
+            },
         ).json()
-        for server in servers.values()
+        for label, server in servers.items()
     ]
     return all(answer == answers[0] for answer in answers)
 
@@ -273,6 +308,7 @@ def ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for rows, concurrency in keys:
         by = {c["server"]: c for c in cells if (c["rows"], c["concurrency"]) == (rows, concurrency)}
         mlflow, on, off = by["mlflow"], by["flowscope"], by["flowscope-unmonitored"]
+        authed = by[AUTHED]
         found.append(
             {
                 "rows": rows,
@@ -286,6 +322,9 @@ def ratios(cells: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "server_cpu_cost": on["cpu_us"] / off["cpu_us"] - 1,
                 "helper_cpu_share": on["helper_cpu_us"] / off["cpu_us"],
                 "monitor_thread_share": on["monitor_cpu_us"] / on["cpu_us"],
+                "auth_cost": statistics.median(authed["paired_auth_costs"]),
+                "pooled_auth_cost": 1 - authed["rps"] / off["rps"],
+                "auth_cpu_cost": authed["cpu_us"] / off["cpu_us"] - 1,
             }
         )
     return found
@@ -302,6 +341,8 @@ def render_ratios(rows: list[dict[str, Any]]) -> Table:
         "monitoring cost",
         "server CPU",
         "helper CPU",
+        "auth cost",
+        "auth CPU",
     )
     for column in columns:
         table.add_column(column, justify="right")
@@ -315,6 +356,8 @@ def render_ratios(rows: list[dict[str, Any]]) -> Table:
             f"{row['monitoring_cost']:+.1%}",
             f"{row['server_cpu_cost']:+.1%}",
             f"{row['helper_cpu_share']:+.1%}",
+            f"{row['auth_cost']:+.1%}",
+            f"{row['auth_cpu_cost']:+.1%}",
         )
     return table
 
@@ -349,7 +392,58 @@ def verdicts(rows: list[dict[str, Any]]) -> list[tuple[str, bool]]:
             mean <= TARGET_MONITORING_COST,
         )
     )
+    auth = [row["auth_cost"] for row in rows]
+    auth_mean = statistics.fmean(auth)
+    auth_cpu = ", ".join(f"{row['auth_cpu_cost']:+.0%}" for row in rows)
+    found.append(
+        (
+            f"auth (a read token, monitor off on both) costs {auth_mean:+.1%} throughput on "
+            f"average over the cells, each the median of its paired rounds "
+            f"(≤ {TARGET_AUTH_COST:.0%}; per cell {', '.join(f'{c:+.0%}' for c in auth)}; "
+            f"server CPU per request per cell {auth_cpu})",
+            auth_mean <= TARGET_AUTH_COST,
+        )
+    )
     return found
+
+
+def guard_cost(settings: Settings, auth_database: str, token: str, calls: int = 20_000) -> float:
+    """Microseconds the service's auth guard adds to a request with a token it has already
+    checked (the cached path every request but one per ``token_cache_seconds`` takes),
+    timed in this process around a no-op app: unlike throughput on a loaded machine, a
+    figure that does not swing from one run to the next."""
+    import asyncio
+
+    from flowscope.serving.guard import ServiceGuard, open_service_auth
+
+    auth_settings = settings.model_copy(
+        update={"auth": True, "auth_database_uri": auth_database, "secret_key": None}
+    )
+    services = open_service_auth(auth_settings)
+    assert services is not None
+
+    async def nothing(scope: Any, receive: Any, send: Any) -> None:
+        return None
+
+    guard = ServiceGuard(nothing, services, MODEL, settings.token_cache_seconds)
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/invocations",
+        "headers": [(b"authorization", token.encode()), (b"content-type", b"application/json")],
+    }
+
+    async def timed(middleware: Any) -> float:
+        await middleware(scope, None, None)  # the first call checks the token and the grant
+        started = time.perf_counter()
+        for _ in range(calls):
+            await middleware(scope, None, None)
+        return (time.perf_counter() - started) / calls * 1e6
+
+    async def both() -> float:
+        return await timed(guard) - await timed(nothing)
+
+    return asyncio.run(both())
 
 
 def cpu_summary(rows: list[dict[str, Any]]) -> str:
@@ -377,17 +471,19 @@ def measure_cell(
     concurrency: int,
     args: argparse.Namespace,
     console: Console,
-) -> tuple[list[tuple[str, Cell]], list[float]]:
+    authorization: dict[str, str],
+) -> tuple[list[tuple[str, Cell]], list[float], list[float]]:
     """One cell: MLflow once, then flowscope with its monitor off and on in ``--rounds``
     alternating rounds, so that a drift in the machine's load falls on both alike; each
     flowscope server's rounds are pooled into one figure. Also monitoring's cost in each
     round: on a small shared machine one round's throughput swings by several percent
     either way, so the cost is read as the median over the rounds of the pair measured
-    back to back."""
+    back to back. Auth's cost is read the same way, ``flowscope serve --auth`` against the
+    unmonitored server."""
 
     def load(label: str) -> Cell:
         server = servers[label]
-        request = post_request(server.port, "/invocations", payload)
+        request = post_request(server.port, "/invocations", payload, authorization.get(label))
         with console.status(f"concurrency {concurrency}: {label}"):
             run_load(server.port, request, concurrency=concurrency, seconds=args.warmup, warmup=0)
             before = monitor_cpu(server)
@@ -404,15 +500,16 @@ def measure_cell(
             return cell
 
     found = [("mlflow", load("mlflow"))]
-    pooled = {label: Cell() for label in ("flowscope-unmonitored", "flowscope")}
-    paired = []
+    pooled = {label: Cell() for label in ("flowscope-unmonitored", "flowscope", AUTHED)}
+    paired, auth_paired = [], []
     for round_ in range(args.rounds):
         order = list(pooled) if round_ % 2 == 0 else list(reversed(pooled))
         measured = {label: load(label) for label in order}
         for label, cell in measured.items():
             pooled[label].add(cell)
         paired.append(1 - measured["flowscope"].rps / measured["flowscope-unmonitored"].rps)
-    return found + list(pooled.items()), paired
+        auth_paired.append(1 - measured[AUTHED].rps / measured["flowscope-unmonitored"].rps)
+    return found + list(pooled.items()), paired, auth_paired
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -420,7 +517,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=3.0, help="measured seconds per cell")
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds per cell")
     parser.add_argument(
-        "--rounds", type=int, default=10, help="alternating rounds of flowscope, off and on"
+        "--rounds",
+        type=int,
+        default=10,
+        help="alternating rounds of flowscope: monitor off and on, and with auth",
     )
     parser.add_argument("--requests", type=int, default=20_000, help="at most, per cell")
     parser.add_argument("--concurrency", default="1,8,32", help="comma-separated")
@@ -448,23 +548,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         with console.status("training and registering the model"):
             settings, payloads = prepare(root)
         uri = settings.tracking_uri
+        auth_database, token = auth_users(root)
+        authorization = {AUTHED: token}
         servers: dict[str, Any] = {
             "mlflow": MlflowModelServer(root / "mlflow", uri),
             "flowscope-unmonitored": flowscope_server(root / "off", uri, monitor=False),
             "flowscope": flowscope_server(root / "on", uri, monitor=True),
+            AUTHED: flowscope_server(
+                root / "auth", uri, monitor=False, auth_database=auth_database
+            ),
         }
         try:
-            with console.status("starting the three servers"):
+            with console.status("starting the four servers"):
                 for server in servers.values():
                     server.start(timeout=180)
             with console.status("waiting for the monitor's helper process to warm up"):
                 monitor_ready(servers["flowscope"])
-            report["same_answers"] = same_answers(servers, payloads[100])
+            report["same_answers"] = same_answers(servers, payloads[100], authorization)
             cells = []
             for rows in args.rows:
                 for concurrency in args.concurrency:
                     payload = payloads[rows]
-                    measured, paired = measure_cell(servers, payload, concurrency, args, console)
+                    measured, paired, auth_paired = measure_cell(
+                        servers, payload, concurrency, args, console, authorization
+                    )
                     for label, cell in measured:
                         cells.append(
                             {
@@ -480,6 +587,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                 "helper_cpu_us": cell.cpu_us(helpers=True),
                                 "monitor_cpu_us": cell.cpu_monitor / cell.requests * 1e6,
                                 **({"paired_costs": paired} if label == "flowscope" else {}),
+                                **({"paired_auth_costs": auth_paired} if label == AUTHED else {}),
                             }
                         )
                         console.print(
@@ -489,6 +597,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                             f"{cell.cpu_us(helpers=True):.0f} µs/request[/]"
                         )
             report["mlflow_rss_mb"] = rss_mb(servers["mlflow"].process.pid)
+            report["guard_us"] = guard_cost(settings, auth_database, token)
             with console.status(f"soaking flowscope for {args.soak:.0f} s"):
                 report["soak"] = soak(servers["flowscope"], payloads[1], args.soak)
             served = served_predictions(servers["flowscope"])
@@ -519,6 +628,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{'yes' if report['same_answers'] else '[red]no[/]'}"
     )
     console.print(cpu_summary(report["ratios"]))
+    fastest = min(
+        (cell for cell in cells if cell["server"] == "flowscope-unmonitored"),
+        key=lambda cell: cell["cpu_us"],
+    )
+    console.print(
+        f"auth's own cost, timed in process: {report['guard_us']:.1f} µs per request with a "
+        f"checked read token, {report['guard_us'] / fastest['cpu_us']:.1%} of the unmonitored "
+        f"server's least CPU per request ({fastest['cpu_us']:.0f} µs, {fastest['rows']} rows, "
+        f"concurrency {fastest['concurrency']})"
+    )
     for text, met in report["verdicts"]:
         console.print(f"{'[green]met[/]' if met else '[red]missed[/]'}: {text}")
     if args.json is not None:

@@ -40,6 +40,16 @@ def make_settings(root: Path, tracking_uri: str, **overrides: object) -> Setting
     return load_settings(**values)
 
 
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``flowscope ARGS`` in this process: its exit code, output and error output."""
+    from flowscope.cli import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exited.value.code or 0), out, err
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's MLflow or flowscope configuration."""

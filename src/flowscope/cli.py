@@ -811,17 +811,34 @@ def serve_model(
     allowed_hosts: AllowedHosts = None,
     cors_allowed_origins: CorsOrigins = None,
     tracking_uri: TrackingUri = None,
+    auth: Annotated[
+        bool | None,
+        typer.Option(
+            "--auth/--no-auth",
+            envvar="FLOWSCOPE_AUTH",
+            help="Answer only users with READ on the model (a password by HTTP basic or an "
+            "API token), every route but /health, from the users of `flowscope server "
+            "--auth` (auth_database_uri, else the tracking database).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Serve a registered model over HTTP (/predict, /predict/batch, and MLflow's scoring
     protocol: /invocations, /ping, /version) and log its predictions as inference runs
     with drift."""
-    from flowscope.serving.server import check_model, run_server
+    from flowscope.serving.server import check_auth, check_model, run_server
 
     settings = _settings(
         tracking_uri, allowed_hosts=allowed_hosts, cors_allowed_origins=cors_allowed_origins
     )
+    if auth is not None:
+        settings = settings.model_copy(update={"auth": auth})
+    check_auth(settings)  # its tables missing ends it here, named
     ref, version = check_model(settings, model)
-    typer.echo(f"serving {ref} (version {version}) on http://{host}:{port}  (workers: {workers})")
+    typer.echo(
+        f"serving {ref} (version {version}) on http://{host}:{port}  (workers: {workers}"
+        + ("; auth on)" if settings.auth else ")")
+    )
     run_server(settings, model, host=host, port=port, workers=workers)
 
 

@@ -296,8 +296,9 @@ class Settings(BaseSettings):
         ge=0,
         validation_alias=_aliases("token_cache_seconds"),
         description="Seconds a process trusts a checked password or API token before "
-        "checking it again (a revoked token stops working in the process that revoked it "
-        "at once, in the others within this time).",
+        "checking it again, and `flowscope serve --auth` its decision that a user may read "
+        "the model (a revoked token stops working in the process that revoked it at once, "
+        "in the others within this time).",
     )
 
     @field_validator("jobs_url")

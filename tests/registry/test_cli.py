@@ -11,8 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 import flowscope
-from flowscope.cli import main
 from flowscope.config import Settings
+from tests.conftest import run_cli as run
 from tests.registry.helpers import HEART_POLICY, heart_versions, snapshot
 
 
@@ -29,13 +29,6 @@ def heart(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     }.items():
         monkeypatch.setenv(name, value)
     return settings
-
-
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exited:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exited.value.code or 0), out, err
 
 
 def test_promote_dry_run_then_apply_then_no_op(

@@ -11,17 +11,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flowscope.cli import main
 from flowscope.serving.server import _HANDOVER, app_from_environment
+from tests.conftest import run_cli
 from tests.servers import FlowscopeServer
 from tests.serving.conftest import Registry, inference_runs, iris_features, records
-
-
-def _run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_info.value.code or 0), out, err
 
 
 def test_predict_a_file_logs_one_batch_run(
@@ -34,7 +27,7 @@ def test_predict_a_file_logs_one_batch_run(
     labelled.to_csv(source, index=False)  # with the target column: scored as it is
     output = tmp_path / "preds.csv"
     uri = registry.settings.tracking_uri
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys,
         "predict",
         f"{name}@champion",
@@ -65,7 +58,7 @@ def test_predict_one_json_record_and_errors(
     name = registry.fresh("lightgbm")
     uri = registry.settings.tracking_uri
     record = records(iris_features().head(1))[0]
-    code, out, err = _run(
+    code, out, err = run_cli(
         capsys, "predict", f"{name}/1", "--json", json.dumps(record), "--tracking-uri", uri
     )
     assert code == 0, err
@@ -77,11 +70,13 @@ def test_predict_one_json_record_and_errors(
         (["--json", json.dumps({**record, "extra": 1})], "unknown column 'extra'"),
         (["--input", "nowhere.csv"], "file not found"),
     ):
-        code, out, err = _run(capsys, "predict", f"{name}/1", *args, "--tracking-uri", uri)
+        code, out, err = run_cli(capsys, "predict", f"{name}/1", *args, "--tracking-uri", uri)
         assert code == 1 and message in err and "Traceback" not in err
-    code, _, err = _run(capsys, "predict", "no-such-model@x", "--json", "{}", "--tracking-uri", uri)
+    code, _, err = run_cli(
+        capsys, "predict", "no-such-model@x", "--json", "{}", "--tracking-uri", uri
+    )
     assert code == 1 and err.strip() == "error: no model version no-such-model@x in the registry"
-    code, _, err = _run(capsys, "predict", f"{name}/1", "--tracking-uri", uri)
+    code, _, err = run_cli(capsys, "predict", f"{name}/1", "--tracking-uri", uri)
     assert code == 1 and "give either --input FILE or --json RECORD" in err
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -36,6 +36,9 @@ from flowscope.serving.service import (
     version_headers,
 )
 
+if TYPE_CHECKING:
+    from flowscope.server.auth import AuthServices
+
 logger = logging.getLogger(__name__)
 
 
@@ -53,12 +56,16 @@ def create_serving_app(
     ``monitor`` (default: the ``monitor`` setting) turns inference runs on or off. It
     answers the ``Host`` names of ``allowed_hosts`` besides loopback and ``bind_host`` (the
     address it listens on), and sends security headers (:mod:`flowscope.http_security`).
+    With the ``auth`` setting, every route but ``/health`` needs READ on the model
+    (:mod:`~flowscope.serving.guard`); its auth store is opened first, so one without
+    MLflow's auth tables fails before the model is loaded.
 
     >>> app = create_serving_app(settings, "churn@champion")     # doctest: +SKIP
     >>> uvicorn.run(app, port=8080)
     """
     settings = settings or load_settings()
     ref = model_ref if isinstance(model_ref, ModelRef) else ModelRef.parse(model_ref)
+    auth = _open_auth(settings)
     loaded = model or load_served_model(settings, ref)
     service = PredictionService(
         settings, ref, loaded, monitor=settings.monitor if monitor is None else monitor
@@ -76,6 +83,15 @@ def create_serving_app(
     # script, which the Content-Security-Policy refuses; the schema is at /openapi.json.
     app = FastAPI(title=f"flowscope serve {ref}", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.service = service
+    if auth is not None:
+        from flowscope.serving.guard import ServiceGuard
+
+        app.add_middleware(
+            ServiceGuard,
+            services=auth,
+            model_name=ref.name,
+            cache_seconds=settings.token_cache_seconds,
+        )
     secure_app(
         app,
         HostPolicy.for_app(settings.allowed_hosts, bind_host),
@@ -183,6 +199,15 @@ def create_serving_app(
         return error_body(500, "internal error; the server log has the details")
 
     return app
+
+
+def _open_auth(settings: Settings) -> AuthServices | None:
+    if not settings.auth:
+        return None
+    # imported only with auth on: the guard brings in the server's auth package
+    from flowscope.serving.guard import open_service_auth
+
+    return open_service_auth(settings)
 
 
 def _answer(

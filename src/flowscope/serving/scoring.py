@@ -105,6 +105,10 @@ def error_code(status: int) -> str:
         return "TEMPORARILY_UNAVAILABLE"
     if status == 404:
         return "RESOURCE_DOES_NOT_EXIST"
+    if status == 401:
+        return "UNAUTHENTICATED"
+    if status == 403:
+        return "PERMISSION_DENIED"
     return "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST"
 
 

@@ -29,6 +29,16 @@ def check_model(settings: Settings, model_ref: str) -> tuple[ModelRef, str]:
     return ref, resolve_version(client_for(settings), ref)
 
 
+def check_auth(settings: Settings) -> None:
+    """With auth on, that the auth store can be read (MLflow's auth tables and flowscope's
+    tokens are there): checked once before any worker starts."""
+    if not settings.auth:
+        return
+    from flowscope.server.auth.services import auth_database_uri, check_auth_tables
+
+    check_auth_tables(auth_database_uri(settings))
+
+
 def run_server(
     settings: Settings, model_ref: str, *, host: str, port: int, workers: int = 1
 ) -> None:

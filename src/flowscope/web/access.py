@@ -142,10 +142,36 @@ def require_run(request: Request, access: Access, run_id: str, need: Need) -> No
 
 def run_experiment(request: Request, run_id: str) -> str:
     """The experiment of ``run_id``; :class:`NotFoundError` if there is no such run."""
-    rows = request.app.state.store.runs([run_id])
-    if not rows:
-        raise NotFoundError(f"no run {run_id!r}")
-    return str(rows[0]["experiment_id"])
+    known: RunExperiments = request.app.state.run_experiments
+    return known.of(request.app.state.store, run_id)
+
+
+class RunExperiments:
+    """The experiment of each run this process has checked. A run never moves to another
+    experiment in MLflow, so the ingest rule, checked on every batch an SDK sends, reads a
+    run's whole row from the store once, not once a batch. Bounded: past ``size`` runs it
+    starts afresh. A dict read or written whole is safe across threads in CPython; two
+    threads missing at once both ask the store, and agree."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._known: dict[str, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._known)
+
+    def of(self, store: Any, run_id: str) -> str:
+        """The experiment of ``run_id`` in ``store`` (a :class:`RunStore`)."""
+        experiment_id = self._known.get(run_id)
+        if experiment_id is None:
+            rows = store.runs([run_id])
+            if not rows:
+                raise NotFoundError(f"no run {run_id!r}")
+            experiment_id = str(rows[0]["experiment_id"])
+            if len(self._known) >= self._size:
+                self._known.clear()
+            self._known[run_id] = experiment_id
+        return experiment_id
 
 
 def require_job(request: Request, access: Access, job_id: str, need: Need) -> None:

@@ -18,7 +18,7 @@ from flowscope.config import Settings, load_settings
 from flowscope.errors import FlowscopeError, NotFoundError
 from flowscope.http_security import HostPolicy, secure_app, split_list
 from flowscope.server.auth.services import AuthServices
-from flowscope.web.access import authorize
+from flowscope.web.access import RunExperiments, authorize
 from flowscope.web.render import TEMPLATES, JsonSuffixMiddleware, json_response, wants_json
 
 logger = logging.getLogger(__name__)
@@ -95,6 +95,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.store = open_run_store(settings)
+    app.state.run_experiments = RunExperiments()  # for the rules about a run
     # after the run store: on a new database MLflow's tables come first, then the auth ones
     auth = app.state.auth = auth or open_auth(settings)
     app.state.models = ModelCache(settings)  # loaded model versions, for predictions

@@ -4,7 +4,7 @@ route needs. See :mod:`flowscope.web.access` for the dashboard's rules."""
 
 from flowscope.server.auth.access import Access, Forbidden
 from flowscope.server.auth.admin import check_admin
-from flowscope.server.auth.identity import Authenticator, Identity, Unauthenticated
+from flowscope.server.auth.identity import Authenticator, Identity, NotCached, Unauthenticated
 from flowscope.server.auth.services import AuthServices, open_auth
 from flowscope.server.auth.sessions import Session, Sessions
 from flowscope.server.auth.tokens import IssuedToken, TokenInfo, TokenRefused, TokenStore
@@ -16,6 +16,7 @@ __all__ = [
     "Forbidden",
     "Identity",
     "IssuedToken",
+    "NotCached",
     "Session",
     "Sessions",
     "TokenInfo",
