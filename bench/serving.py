@@ -128,7 +128,7 @@ def auth_users(root: Path) -> tuple[str, str]:
     (what ``flowscope server --auth`` and its tokens page would make)."""
     from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
-    from flowscope.server.auth import TokenStore
+    from flowscope.auth import TokenStore
 
     uri = f"sqlite:///{root / 'auth.db'}"
     users = SqlAlchemyStore()

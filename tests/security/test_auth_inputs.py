@@ -18,8 +18,8 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from flowscope.server.auth.sessions import COOKIE, Sessions
-from flowscope.server.auth.tokens import TokenStore
+from flowscope.auth.sessions import COOKIE, Sessions
+from flowscope.auth.tokens import TokenStore
 from tests.security.auth_routes import Filler, each_request, request_key
 from tests.server import auth_fixtures
 from tests.server.auth_fixtures import ALICE, BOB, AuthWorld, basic, bearer, server_routes

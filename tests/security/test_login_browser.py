@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from flowscope.server.auth.sessions import COOKIE
+from flowscope.auth.sessions import COOKIE
 from tests.server import auth_fixtures
 from tests.server.auth_fixtures import ALICE, EXPERIMENT, AuthWorld, bearer
 from tests.web import conftest as web

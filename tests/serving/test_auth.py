@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from mlflow import MlflowClient
 from mlflow.server.auth.sqlalchemy_store import SqlAlchemyStore
 
-from flowscope.server.auth import TokenStore
+from flowscope.auth import TokenStore
 from flowscope.serving.app import create_serving_app
 from flowscope.serving.guard import ServiceGuard
 from flowscope.serving.server import _HANDOVER, app_from_environment
@@ -235,7 +235,11 @@ def test_workers_get_the_guard_and_need_no_secret_key(
     name = registry.fresh("random_forest")
     users = make_users(tmp_path, name)
     settings = registry.using(auth=True, auth_database_uri=users.uri, secret_key=None)
-    handover = {"model": f"{name}/1", "settings": settings.model_dump(mode="json")}
+    handover = {
+        "model": f"{name}/1",
+        "host": "127.0.0.1",
+        "settings": settings.model_dump(mode="json"),
+    }
     monkeypatch.setenv(_HANDOVER, json.dumps(handover))
     app = app_from_environment()  # built, never started
     (guard,) = [m for m in app.user_middleware if m.cls is ServiceGuard]
@@ -261,7 +265,7 @@ def test_decisions_and_tokens_are_trusted_for_the_cache_time_only(tmp_path: Path
     from starlette.responses import PlainTextResponse
     from starlette.routing import Route
 
-    from flowscope.server.auth import Authenticator, AuthServices
+    from flowscope.auth import Authenticator, AuthServices
 
     users = make_users(tmp_path, "churn")
     store = SqlAlchemyStore()

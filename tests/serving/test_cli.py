@@ -116,7 +116,11 @@ def test_workers_get_the_model_and_settings_handed_over(
     registry: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     name = registry.fresh("random_forest")
-    handover = {"model": f"{name}/1", "settings": registry.settings.model_dump(mode="json")}
+    handover = {
+        "model": f"{name}/1",
+        "host": "127.0.0.1",
+        "settings": registry.settings.model_dump(mode="json"),
+    }
     monkeypatch.setenv(_HANDOVER, json.dumps(handover))
     app = app_from_environment()  # built, never started: its lifespan does not run
     assert app.state.service.holder.current.name == name

@@ -60,7 +60,7 @@ def create_server_app(config: ServerConfig, settings: Settings | None = None) ->
     settings = settings or dashboard_settings(config)
     auth = None
     if config.auth:
-        from flowscope.server.auth.mlflow_hook import process_services
+        from flowscope.auth.mlflow_hook import process_services
 
         auth = process_services()
     dashboard = create_app(

@@ -77,7 +77,7 @@ async def _dashboard(dashboard: FastAPI) -> dict[str, Any]:
 
 
 def _jobs(dashboard: FastAPI) -> dict[str, Any]:
-    from flowscope.web.jobs import job_queue_of
+    from flowscope.web.app_queue import job_queue_of
 
     queue = job_queue_of(dashboard)
     try:

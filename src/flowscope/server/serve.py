@@ -28,8 +28,8 @@ def prepare(config: ServerConfig, settings: Settings | None = None) -> None:
     MLflow reads its server configuration from nowhere else."""
     auth_variables: dict[str, str] = {}
     if config.auth:
+        from flowscope.auth.startup import auth_environment
         from flowscope.server.app import dashboard_settings
-        from flowscope.server.auth.startup import auth_environment
 
         settings = settings or dashboard_settings(config, auth=True)
         auth_variables = auth_environment(settings)
@@ -49,8 +49,8 @@ def prepare(config: ServerConfig, settings: Settings | None = None) -> None:
             f"tables: {first_line(exc)}"
         ) from None
     if config.auth:
+        from flowscope.auth.startup import bootstrap_auth
         from flowscope.server.app import dashboard_settings
-        from flowscope.server.auth.startup import bootstrap_auth
 
         bootstrap_auth(dashboard_settings(config))
 

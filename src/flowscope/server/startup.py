@@ -41,7 +41,7 @@ class ServerConfig:
     allowed_hosts: str | None = None  # Host headers answered besides loopback and bind_host
     bind_host: str | None = None  # the address it listens on
     cors_allowed_origins: str | None = None  # origins whose pages may call it
-    auth: bool = False  # who may do what: flowscope.server.auth
+    auth: bool = False  # who may do what: flowscope.auth
 
     @property
     def host_policy(self) -> HostPolicy:

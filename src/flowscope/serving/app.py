@@ -37,7 +37,7 @@ from flowscope.serving.service import (
 )
 
 if TYPE_CHECKING:
-    from flowscope.server.auth import AuthServices
+    from flowscope.auth import AuthServices
 
 logger = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from flowscope.server.auth import (
+from flowscope.auth import (
     AuthServices,
     Forbidden,
     Identity,
@@ -32,7 +32,7 @@ from flowscope.server.auth import (
     Unauthenticated,
     open_auth,
 )
-from flowscope.server.auth.access import REGISTERED_MODEL
+from flowscope.auth.access import REGISTERED_MODEL
 from flowscope.serving import scoring
 from flowscope.serving.service import error_body
 

@@ -34,7 +34,7 @@ def check_auth(settings: Settings) -> None:
     tokens are there): checked once before any worker starts."""
     if not settings.auth:
         return
-    from flowscope.server.auth.services import auth_database_uri, check_auth_tables
+    from flowscope.auth.services import auth_database_uri, check_auth_tables
 
     check_auth_tables(auth_database_uri(settings))
 
@@ -54,7 +54,12 @@ def run_server(
         return
     check_model(settings, model_ref)
     os.environ[_HANDOVER] = json.dumps(
-        {"model": model_ref, "host": host, "settings": settings.model_dump(mode="json")}
+        {
+            "model": model_ref,
+            "host": host,
+            # the secrets would be dumped masked; the service needs neither
+            "settings": settings.model_dump(mode="json", exclude={"admin_password", "secret_key"}),
+        }
     )
     uvicorn.run(
         "flowscope.serving.server:app_from_environment",

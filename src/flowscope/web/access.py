@@ -17,8 +17,9 @@ from typing import Any, Literal
 
 from fastapi import Request
 
+from flowscope.auth.access import EXPERIMENT, REGISTERED_MODEL, Access, Forbidden, Need
 from flowscope.errors import NotFoundError
-from flowscope.server.auth.access import EXPERIMENT, REGISTERED_MODEL, Access, Forbidden, Need
+from flowscope.modeling.uploads import may_use_dataset
 
 Resource = Literal["signed_in", "experiment", "run", "model", "job", "runs_query"]
 
@@ -177,7 +178,7 @@ class RunExperiments:
 def require_job(request: Request, access: Access, job_id: str, need: Need) -> None:
     """A job is its submitter's, and readable (``need``: changeable) by whoever may read
     (change) the experiment it trains in."""
-    from flowscope.web.jobs import job_queue
+    from flowscope.web.app_queue import job_queue
 
     if access.identity is None:
         return
@@ -258,3 +259,16 @@ def visible_job(request: Request, access: Access) -> Callable[[Any], bool]:
         return experiment_id is not None and access.allows(EXPERIMENT, experiment_id, "read")
 
     return visible
+
+
+def dataset_user(request: Request) -> str | None:
+    """Whose data sets the request may use: ``None`` for everyone's (no sign-in, or an
+    admin), else the signed-in user's own (:func:`~flowscope.modeling.uploads.may_use_dataset`)."""
+    access = access_of(request)
+    return None if access.unrestricted or access.identity is None else access.identity.username
+
+
+def check_dataset(request: Request, dataset_id: str) -> None:
+    """A data set the user may not use is answered as one that does not exist."""
+    if not may_use_dataset(request.app.state.settings, dataset_id, dataset_user(request)):
+        raise NotFoundError(f"no data set {dataset_id!r} of yours")

@@ -14,11 +14,12 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
+from flowscope.auth.services import AuthServices
 from flowscope.config import Settings, load_settings
 from flowscope.errors import FlowscopeError, NotFoundError
 from flowscope.http_security import HostPolicy, secure_app, split_list
-from flowscope.server.auth.services import AuthServices
 from flowscope.web.access import RunExperiments, authorize
+from flowscope.web.app_queue import job_queue_of
 from flowscope.web.render import TEMPLATES, JsonSuffixMiddleware, json_response, wants_json
 
 logger = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def create_app(
     (:mod:`flowscope.http_security`); ``http_security=False`` leaves them to an app that
     mounts it and applies them to every path (``flowscope server``)."""
     from flowscope.analysis.query import open_run_store
-    from flowscope.server.auth.services import open_auth
+    from flowscope.auth.services import open_auth
     from flowscope.serving.cache import ModelCache
     from flowscope.web import (
         api,
@@ -74,7 +75,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        queue = jobs.job_queue_of(app) if run_jobs else None
+        queue = job_queue_of(app) if run_jobs else None
         if queue is not None:
             queue.start_embedded()
         yield

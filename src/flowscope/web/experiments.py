@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 
 from flowscope.analysis.listing import RunsQuery, experiments_overview, runs_listing
-from flowscope.server.auth.access import EXPERIMENT
+from flowscope.auth.access import EXPERIMENT
 from flowscope.tuning.view import with_studies
 from flowscope.web.access import access_of
 from flowscope.web.render import PAGE_RESPONSES, page

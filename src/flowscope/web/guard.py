@@ -22,9 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from flowscope.server.auth.identity import Identity, Unauthenticated
-from flowscope.server.auth.services import AuthServices
-from flowscope.server.auth.sessions import COOKIE, CSRF_FIELD, CSRF_HEADER
+from flowscope.auth.identity import Identity, Unauthenticated
+from flowscope.auth.services import AuthServices
+from flowscope.auth.sessions import COOKIE, CSRF_FIELD, CSRF_HEADER
 from flowscope.server.held import holding_send
 
 PUBLIC = frozenset({"/login", "/health"})

@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from flowscope.errors import FlowscopeError
-from flowscope.jobs import JobQueue, TrainRequest, submit_training
+from flowscope.jobs import TrainRequest, submit_training
 from flowscope.jobs.view import job_view, jobs_view
 from flowscope.os_user import os_user
 from flowscope.serving import request_input as inputs
@@ -19,8 +19,10 @@ from flowscope.web.access import (
     access_of,
     authorize_registering,
     authorize_training,
+    check_dataset,
     visible_job,
 )
+from flowscope.web.app_queue import job_queue
 from flowscope.web.render import PAGE_RESPONSES, json_response, page
 from flowscope.web.uploads import read_form
 
@@ -28,19 +30,6 @@ router = APIRouter()
 MAX_WAIT = 60.0
 # A training request is a few fields and parameters: far below this.
 MAX_REQUEST_BYTES = 64 * 1024
-
-
-def job_queue(request: Request) -> JobQueue:
-    return job_queue_of(request.app)
-
-
-def job_queue_of(app: Any) -> JobQueue:
-    """The app's queue, opened on first use."""
-    state = app.state
-    queue = getattr(state, "jobs", None)
-    if queue is None:
-        queue = state.jobs = JobQueue(state.settings)
-    return queue
 
 
 def _user(request: Request) -> str:
@@ -58,8 +47,6 @@ async def create_jobs(request: Request) -> Response:
 
 
 def _submit(request: Request, train: TrainRequest) -> list[str]:
-    from flowscope.web.workbench import check_dataset
-
     check_dataset(request, train.dataset_id)
     settings = request.app.state.settings
     return submit_training(

@@ -14,11 +14,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from flowscope.auth.access import Forbidden
+from flowscope.auth.identity import Identity, Unauthenticated
+from flowscope.auth.services import AuthServices
+from flowscope.auth.sessions import COOKIE
 from flowscope.errors import FlowscopeError
-from flowscope.server.auth.access import Forbidden
-from flowscope.server.auth.identity import Identity, Unauthenticated
-from flowscope.server.auth.services import AuthServices
-from flowscope.server.auth.sessions import COOKIE
 from flowscope.web.render import TEMPLATES, json_response, page, wants_json
 
 router = APIRouter()

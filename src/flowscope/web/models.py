@@ -9,10 +9,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from flowscope.auth.access import REGISTERED_MODEL
 from flowscope.registry.history import decision_history
 from flowscope.registry.promotion import apply_promotion, preview_promotion
 from flowscope.registry.versions import compare_versions, model_detail, models_overview
-from flowscope.server.auth.access import REGISTERED_MODEL
 from flowscope.serving import request_input as inputs
 from flowscope.web.access import access_of
 from flowscope.web.render import PAGE_RESPONSES, json_response, page, wants_json

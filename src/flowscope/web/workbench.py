@@ -15,28 +15,14 @@ from flowscope.errors import FlowscopeError, NotFoundError
 from flowscope.modeling.uploads import (
     dataset_view,
     list_datasets,
-    may_use_dataset,
     staging_dir,
     store_upload,
 )
-from flowscope.web.access import access_of
+from flowscope.web.access import access_of, check_dataset, dataset_user
 from flowscope.web.render import PAGE_RESPONSES, json_response, page
 from flowscope.web.uploads import receive_upload
 
 router = APIRouter()
-
-
-def dataset_user(request: Request) -> str | None:
-    """Whose data sets the request may use: ``None`` for everyone's (no sign-in, or an
-    admin), else the signed-in user's own (:func:`~flowscope.modeling.uploads.may_use_dataset`)."""
-    access = access_of(request)
-    return None if access.unrestricted or access.identity is None else access.identity.username
-
-
-def check_dataset(request: Request, dataset_id: str) -> None:
-    """A data set the user may not use is answered as one that does not exist."""
-    if not may_use_dataset(request.app.state.settings, dataset_id, dataset_user(request)):
-        raise NotFoundError(f"no data set {dataset_id!r} of yours")
 
 
 async def _accept_upload(request: Request) -> dict[str, Any]:

@@ -2,12 +2,12 @@
 basic-auth store), flowscope's API tokens and browser sessions, and the permission each
 route needs. See :mod:`flowscope.web.access` for the dashboard's rules."""
 
-from flowscope.server.auth.access import Access, Forbidden
-from flowscope.server.auth.admin import check_admin
-from flowscope.server.auth.identity import Authenticator, Identity, NotCached, Unauthenticated
-from flowscope.server.auth.services import AuthServices, open_auth
-from flowscope.server.auth.sessions import Session, Sessions
-from flowscope.server.auth.tokens import IssuedToken, TokenInfo, TokenRefused, TokenStore
+from flowscope.auth.access import Access, Forbidden
+from flowscope.auth.admin import check_admin
+from flowscope.auth.identity import Authenticator, Identity, NotCached, Unauthenticated
+from flowscope.auth.services import AuthServices, open_auth
+from flowscope.auth.sessions import Session, Sessions
+from flowscope.auth.tokens import IssuedToken, TokenInfo, TokenRefused, TokenStore
 
 __all__ = [
     "Access",

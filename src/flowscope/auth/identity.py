@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from flowscope.auth.sessions import Session, Sessions
+from flowscope.auth.tokens import TokenInfo, TokenRefused, TokenStore, check_usable
 from flowscope.errors import FlowscopeError
-from flowscope.server.auth.sessions import Session, Sessions
-from flowscope.server.auth.tokens import TokenInfo, TokenRefused, TokenStore, check_usable
 
 Via = Literal["password", "token", "session"]
 MAX_CACHED = 10_000

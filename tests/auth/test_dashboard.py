@@ -38,7 +38,7 @@ class World:
         self.mlflow = MlflowClient(settings.tracking_uri)
 
     def jobs(self) -> int:
-        from flowscope.web.jobs import job_queue_of
+        from flowscope.web.app_queue import job_queue_of
 
         return len(job_queue_of(self.app).all())
 

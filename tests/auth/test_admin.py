@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from flowscope.auth.admin import check_admin
 from flowscope.errors import ConfigError
-from flowscope.server.auth.admin import check_admin
 
 
 @pytest.mark.parametrize(

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from flowscope.auth.access import Access
+from flowscope.auth.identity import Authenticator, Identity
+from flowscope.auth.sessions import Sessions
+from flowscope.auth.tokens import TOKENS, TokenStore
 from flowscope.config import Settings
 from flowscope.errors import ConfigError
-from flowscope.server.auth.access import Access
-from flowscope.server.auth.identity import Authenticator, Identity
-from flowscope.server.auth.sessions import Sessions
-from flowscope.server.auth.tokens import TOKENS, TokenStore
 
 # What a process that only reads the auth store needs to find there: MLflow's auth schema
 # (its migrations' version table) with its users; flowscope's tokens are checked beside

@@ -3,7 +3,7 @@ another key, and a CSRF token bound to one session."""
 
 from __future__ import annotations
 
-from flowscope.server.auth.sessions import Sessions
+from flowscope.auth.sessions import Sessions
 from flowscope.web.guard import with_csrf_fields
 from tests.moments import ManualClock
 

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from contextlib import suppress
 from typing import Any, Literal
 
+from flowscope.auth.identity import Identity
 from flowscope.errors import FlowscopeError
-from flowscope.server.auth.identity import Identity
 
 Need = Literal["read", "update", "manage"]
 EXPERIMENT = "experiment"

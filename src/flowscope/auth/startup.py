@@ -10,10 +10,10 @@ import secrets
 import tempfile
 from pathlib import Path
 
+from flowscope.auth.admin import check_admin
+from flowscope.auth.mlflow_hook import HOOK
+from flowscope.auth.services import auth_database_uri, open_auth
 from flowscope.config import Settings
-from flowscope.server.auth.admin import check_admin
-from flowscope.server.auth.mlflow_hook import HOOK
-from flowscope.server.auth.services import auth_database_uri, open_auth
 
 
 def auth_environment(settings: Settings) -> dict[str, str]:

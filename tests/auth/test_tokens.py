@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from flowscope.auth.tokens import TOKENS, TokenRefused, TokenStore
 from flowscope.errors import FlowscopeError, NotFoundError
-from flowscope.server.auth.tokens import TOKENS, TokenRefused, TokenStore
 from tests.moments import ManualClock
 
 

@@ -20,9 +20,9 @@ import functools
 from typing import Any
 from urllib.parse import urlsplit
 
-from flowscope.server.auth.identity import Identity, Unauthenticated
+from flowscope.auth.identity import Identity, Unauthenticated
 
-HOOK = "flowscope.server.auth.mlflow_hook:authenticate"
+HOOK = "flowscope.auth.mlflow_hook:authenticate"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # MLflow's reads that are POSTs: a read token may send them
 READ_POSTS = (
@@ -40,11 +40,11 @@ READ_POSTS = (
 
 @functools.cache
 def process_services() -> Any:
-    """This process's :class:`~flowscope.server.auth.services.AuthServices`, shared by
+    """This process's :class:`~flowscope.auth.services.AuthServices`, shared by
     MLflow's routes and the dashboard (one cache, so a revoked token stops working on both
     at once)."""
+    from flowscope.auth.services import open_auth
     from flowscope.config import load_settings
-    from flowscope.server.auth.services import open_auth
 
     return open_auth(load_settings(auth=True))
 
