@@ -91,7 +91,7 @@ BAD_SPACE = {
          "multiclass problem produces; use one of: accuracy"),
         (["--model", "knn", "--direction", "min"], "--direction min contradicts metric accuracy"),
         (["--model", "knn", "--storage", "postgresql+psycopg://postgres@127.0.0.1:9/none"],
-         "cannot open study storage postgresql+psycopg://postgres@127.0.0.1:9/none"),
+         "cannot open the study storage: the database is unreachable"),
         (["--model", "knn", "--sampler", "grid"], "unknown sampler 'grid'"),
         *[(["--model", "xgboost", "--space", name], message)
           for name, (_, message) in BAD_SPACE.items()],

@@ -45,6 +45,7 @@ from flowscope.analysis._scorers import (
 )
 from flowscope.analysis.best import default_direction
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.public_reason import public_reason
 from flowscope.tracking import evaluation_checks as checks
 from flowscope.tracking.evaluation import metric_key_part
 
@@ -303,8 +304,10 @@ def load_predictions(settings: Settings, run_id: str) -> pd.DataFrame | None:
         client.get_run(run_id)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-            raise NotFoundError(f"no run {run_id!r} in {settings.tracking_uri}") from None
-        raise FlowscopeError(f"cannot read run {run_id!r}: {exc.message}") from None
+            raise NotFoundError(f"no run {run_id!r}") from None
+        raise FlowscopeError(
+            f"cannot read run {run_id!r}: {public_reason(exc)}", detail=exc.message
+        ) from None
     try:
         with downloaded(client, run_id, PREDICTIONS_ARTIFACT) as local:
             try:

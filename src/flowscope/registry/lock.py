@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from flowscope.errors import FlowscopeError
 from flowscope.os_user import os_user
+from flowscope.public_reason import public_reason
 from flowscope.registry.tags import (
     LOCK_EXPIRES_TAG,
     LOCK_HOLDER_TAG,
@@ -92,7 +93,9 @@ class RegistryLock:
                 return
             except MlflowException as exc:
                 if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                    raise FlowscopeError(f"cannot lock {self.model!r}: {exc.message}") from None
+                    raise FlowscopeError(
+                        f"cannot lock {self.model!r}: {public_reason(exc)}", detail=exc.message
+                    ) from None
             current = self._current()
             if current is not None and current[2] < time.time() * 1000:
                 self._break(current[0])

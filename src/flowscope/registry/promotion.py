@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError, NotFoundError
 from flowscope.mlflow_client import client_for
+from flowscope.public_reason import public_reason
 from flowscope.registry.plan import Comparator, Plan, VersionDecision, plan_promotion
 from flowscope.registry.policy import Policy, PolicyError
 from flowscope.registry.state import ModelState, VersionState
@@ -212,8 +213,9 @@ def _apply(
         # The aliases are the truth and the plan is recomputed from them, so running the
         # promotion again finishes what was interrupted.
         raise FlowscopeError(
-            f"the promotion of {plan.model!r} stopped part-way ({exc.message}); run it again "
-            "to finish it"
+            f"the promotion of {plan.model!r} stopped part-way ({public_reason(exc)}); run it "
+            "again to finish it",
+            detail=exc.message,
         ) from None
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from flowscope.config import Settings
 from flowscope.errors import FlowscopeError, NotFoundError
+from flowscope.public_reason import public_reason
 
 
 @dataclass(frozen=True)
@@ -53,5 +54,7 @@ def register_run(
     try:
         version = StoreAccess(settings).register_model(name, source, run_id)
     except MlflowException as exc:
-        raise FlowscopeError(f"cannot register run {run_id} as {name!r}: {exc.message}") from exc
+        raise FlowscopeError(
+            f"cannot register run {run_id} as {name!r}: {public_reason(exc)}", detail=exc.message
+        ) from exc
     return RegisteredVersion(name, int(version), run_id, source, f"models:/{name}/{version}")

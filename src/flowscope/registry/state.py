@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError, NotFoundError
 from flowscope.mlflow_client import client_for
+from flowscope.public_reason import public_reason
 from flowscope.registry.policy import EVIDENCE
 from flowscope.registry.tags import ALIASES, LIFECYCLE_TAG
 from flowscope.registry.uris import run_artifact_path
@@ -85,7 +86,9 @@ def read_model_state(
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise NotFoundError(f"no registered model named {name!r}") from None
-        raise FlowscopeError(f"cannot read model {name!r}: {exc.message}") from None
+        raise FlowscopeError(
+            f"cannot read model {name!r}: {public_reason(exc)}", detail=exc.message
+        ) from None
     aliases = {alias: int(v) for alias, v in (model.aliases or {}).items() if alias in ALIASES}
     state = ModelState(name=name, aliases=aliases)
     cache = evidence_cache if evidence_cache is not None else {}

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowscope.errors import FlowscopeError
+from flowscope.public_reason import public_reason
 
 if TYPE_CHECKING:
     import optuna
@@ -100,9 +101,15 @@ def open_storage(
             last = exc
             time.sleep(0.2 * (attempt + 1))
         except (ImportError, ValueError) as exc:
-            raise FlowscopeError(f"cannot use study storage {display_url(url)}: {exc}") from None
+            raise FlowscopeError(
+                "cannot use the study storage: its URL is not one Optuna knows",
+                detail=f"{display_url(url)}: {exc}",
+            ) from None
     message = str(last).strip().splitlines()[0] if last else "unknown error"
-    raise FlowscopeError(f"cannot open study storage {display_url(url)}: {message[:300]}") from None
+    raise FlowscopeError(
+        f"cannot open the study storage: {public_reason(last) if last else message}",
+        detail=f"{display_url(url)}: {message[:300]}",
+    ) from None
 
 
 def _sync_less(storage: optuna.storages.RDBStorage) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowscope._imports import try_import
 from flowscope.errors import FlowscopeError
+from flowscope.public_reason import public_reason
 
 try_import("optuna", "tune")  # a clear message, not a bare ImportError, without it
 
@@ -85,7 +86,9 @@ def open_study(
             load_if_exists=True,
         )
     except optuna.exceptions.StorageInternalError as exc:
-        raise FlowscopeError(f"cannot open study {name!r} in {where}: {exc}") from None
+        raise FlowscopeError(
+            f"cannot open study {name!r}: {public_reason(exc)}", detail=f"{where}: {exc}"
+        ) from None
     existing = [d.name.lower() for d in study.directions]
     if wanted and existing != wanted:
         raise FlowscopeError(
