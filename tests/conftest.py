@@ -51,8 +51,9 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 
 @pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No test reads the developer's MLflow or flowscope configuration."""
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No test reads the developer's MLflow or flowscope configuration, nor the tracking URI
+    an earlier test gave MLflow's fluent API (which outranks MLFLOW_TRACKING_URI)."""
     for name in list(os.environ):
         if name.startswith("FLOWSCOPE_") and name != "FLOWSCOPE_TEST_PG":
             monkeypatch.delenv(name)
@@ -63,6 +64,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     # children started by the tests get none of the FLOWSCOPE_ variables
     monkeypatch.setenv("FLOWSCOPE_ALLOWED_HOSTS", TEST_CLIENT_HOST)
     monkeypatch.chdir(tmp_path)
+    yield
+    import mlflow
+
+    mlflow.set_tracking_uri(None)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pytest
 from mlflow import MlflowClient
 
@@ -232,11 +231,6 @@ def test_a_wrong_password_sets_no_cookie(world: World) -> None:
     )
     assert answer.status_code == 401 and "set-cookie" not in answer.headers
     assert "wrong user name or password" in answer.text
-
-
-def test_mlflow_client_runs_on_the_store_are_untouched(world: World) -> None:
-    mlflow.set_tracking_uri(world.settings.tracking_uri)
-    assert {e.name for e in world.mlflow.search_experiments()} >= {"alice-secret", "shared"}
 
 
 def test_an_uploaded_data_set_is_its_uploaders_alone(world: World) -> None:
