@@ -70,6 +70,10 @@ def read_line(
     return data.decode().split("\n", 1)[0]
 
 
+# a moment long past (2001): what was made then has expired by any real clock, by years
+LONG_AGO = 1_000_000_000.0
+
+
 class ManualClock:
     """A clock a test moves by hand (``clock.now += 60``): what expires, expires when the
     test says so, never while it waits."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import socket
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -20,6 +19,7 @@ import sqlalchemy as sa
 
 from flowscope.auth.sessions import COOKIE, Sessions
 from flowscope.auth.tokens import TokenStore
+from tests.moments import LONG_AGO, ManualClock
 from tests.security.auth_routes import Filler, each_request, request_key
 from tests.server import auth_fixtures
 from tests.server.auth_fixtures import ALICE, BOB, AuthWorld, basic, bearer, server_routes
@@ -63,7 +63,7 @@ def test_an_expired_token_is_refused(auth_world: AuthWorld) -> None:
     (the server's clock is the real one)."""
     engine = sa.create_engine(auth_world.database)
     try:
-        made = TokenStore(engine, clock=lambda: time.time() - 2 * 86_400)
+        made = TokenStore(engine, clock=ManualClock(LONG_AGO))
         issued = made.create(ALICE[0], "expired", "write", expires_in_days=1)
     finally:
         engine.dispose()
@@ -224,7 +224,7 @@ def test_a_tampered_or_forged_session_cookie_is_as_if_signed_out(
         real = alice.cookies[COOKIE]
     flipped = real[:-2] + ("AA" if real[-2:] != "AA" else "BB")
     wrong_key = Sessions("not the server's key", hours=8).issue("admin")[0]
-    past = Sessions(auth_world.server.secret_key, hours=1, clock=lambda: time.time() - 7200)
+    past = Sessions(auth_world.server.secret_key, hours=1, clock=ManualClock(LONG_AGO))
     expired = past.issue(ALICE[0])[0]
     payload, _, signature = real.rpartition(".")
     for name, value in {

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import signal
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,12 @@ from flowscope.serving.app import create_serving_app
 from flowscope.serving.guard import ServiceGuard
 from flowscope.serving.server import _HANDOVER, app_from_environment
 from tests.conftest import run_cli
+from tests.moments import LONG_AGO, ManualClock
 from tests.servers import FlowscopeServer
 from tests.serving.conftest import Registry, inference_runs, iris_features, records
 
 READER, READER_PASSWORD = "reader", "reader-passphrase-1"
 STRANGER, STRANGER_PASSWORD = "stranger", "stranger-passphrase-2"
-DAY = 86_400.0
 
 
 @dataclass
@@ -61,7 +60,7 @@ def make_users(folder: Path, model: str) -> Users:
     users.create_registered_model_permission(model, READER, "READ")
     # the stranger has no grant: the server's default_permission, NO_PERMISSIONS, applies
     store = TokenStore(users.engine)
-    two_days_ago = TokenStore(users.engine, clock=lambda: time.time() - 2 * DAY)
+    two_days_ago = TokenStore(users.engine, clock=ManualClock(LONG_AGO))
     read = store.create(READER, "scoring", "read").token
     revoked = store.create(READER, "old", "read")
     store.revoke(revoked.info.token_id, READER)
@@ -246,16 +245,6 @@ def test_workers_get_the_guard_and_need_no_secret_key(
     assert guard.kwargs["model_name"] == name
 
 
-class Clock:
-    """Seconds that move only when a test says so."""
-
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_decisions_and_tokens_are_trusted_for_the_cache_time_only(tmp_path: Path) -> None:
     """A request that hits the caches costs no query; a grant taken away or a token
     revoked on the server applies here once ``cache_seconds`` have passed."""
@@ -270,8 +259,8 @@ def test_decisions_and_tokens_are_trusted_for_the_cache_time_only(tmp_path: Path
     users = make_users(tmp_path, "churn")
     store = SqlAlchemyStore()
     store.init_db(users.uri)
-    tokens = TokenStore(store.engine)
-    clock = Clock()
+    clock = ManualClock()
+    tokens = TokenStore(store.engine, clock)
     services = AuthServices(
         users=store,
         tokens=tokens,

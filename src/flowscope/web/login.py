@@ -151,13 +151,17 @@ def revoke_token(request: Request, token_id: str) -> Response:
 
 @router.get("/tokens")
 def tokens_page(request: Request) -> Response:
+    return _tokens_page(request)
+
+
+def _tokens_page(
+    request: Request, made: dict[str, Any] | None = None, status: int = 200
+) -> Response:
+    """The user's tokens, and the one just ``made`` (its secret shown this once)."""
     identity = _identity(request)
     tokens = _services(request).tokens.owned_by(identity.username)
-    return page(
-        request,
-        "tokens.html",
-        {"username": identity.username, "tokens": [t.as_dict() for t in tokens], "made": None},
-    )
+    data = {"username": identity.username, "tokens": [t.as_dict() for t in tokens], "made": made}
+    return page(request, "tokens.html", data, status=status)
 
 
 @router.post("/tokens")
@@ -171,11 +175,4 @@ async def make_token_from_page(request: Request) -> Response:
     made = await run_in_threadpool(
         _make_token, request, str(form.get("name") or ""), str(form.get("scope") or "read"), days
     )
-    identity = _identity(request)
-    tokens = _services(request).tokens.owned_by(identity.username)
-    return page(
-        request,
-        "tokens.html",
-        {"username": identity.username, "tokens": [t.as_dict() for t in tokens], "made": made},
-        status=201,
-    )
+    return _tokens_page(request, made, status=201)
